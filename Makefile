@@ -1,0 +1,34 @@
+# make install: a virtual environment with tagger and its dev tools; make test: install, then the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+WHEELS ?= $(HOME)/.cache/tagger-wheels
+LLAMA_CPP = llama-cpp-python==0.3.36
+# llama.cpp's default -march=native build enables AMX kernels that die with "Illegal instruction" on some CPUs
+# (STACK.md); a portable AVX2 build runs everywhere. The wheel is built once and kept in $(WHEELS).
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
+
+.PHONY: install test test-slow lint bench
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	ls $(WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || $(VENV)/bin/pip wheel -q --no-deps -w $(WHEELS) $(LLAMA_CPP)
+	$(VENV)/bin/pip install -q --find-links $(WHEELS) -e '.[dev]'
+	touch $@
+
+test: install
+	$(VENV)/bin/pytest -m "not slow"
+
+test-slow: install
+	$(VENV)/bin/pytest -m slow
+
+lint: install
+	$(VENV)/bin/ruff check tagger tests benchmarks
+	$(VENV)/bin/ruff format --check tagger tests benchmarks
+	$(VENV)/bin/mypy
+
+bench: install
+	$(VENV)/bin/python benchmarks/bench_slice.py

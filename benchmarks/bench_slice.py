@@ -1,0 +1,148 @@
+"""Benchmark of the vertical slice on the embedded model: latency, constraint cost, schema compile time, memory.
+
+    python benchmarks/bench_slice.py [--n 50] [--data-root ../shared/data] [--out benchmarks/results/slice.json]
+
+For N Flipkart products, on the default taxonomy and on Shopify's, it reports per-product latency p50/p95 of the full
+two-stage pipeline; schema build and constraint compile time, cold and warm; the ratio of constrained to
+unconstrained generation time for the same prompts (total and per generated token); and peak RSS.
+All ratios are taken in one process against a baseline run in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from llguidance import LLMatcher
+
+from tagger.backends import Request
+from tagger.backends.llamacpp import LlamaCppBackend
+from tagger.pipeline import ATTRIBUTE_MAX_TOKENS, CATEGORY_MAX_TOKENS, Tagger
+from tagger.product import Product, read_jsonl
+from tagger.records import TagRecord
+from tagger.schema import SchemaSet
+from tagger.taxonomy import Taxonomy, load_taxonomy
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def timed(fn: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def compile_times(backend: LlamaCppBackend, taxonomy: Taxonomy, category_id: str) -> dict[str, float]:
+    """Cold: first build in this process; warm: the same again (cached schema and processor, new matcher)."""
+    schemas = SchemaSet(taxonomy)
+    schema, schema_cold = timed(lambda: schemas.category)
+    _, schema_warm = timed(lambda: schemas.category)
+    request = Request([], schema, 1)
+    processor, processor_cold = timed(lambda: backend._processor(request))
+    _, processor_warm = timed(lambda: backend._processor(request))
+    tokenizer = backend._constraints.llg_tokenizer
+    grammar = processor[0].grammar
+    _, matcher_first = timed(lambda: LLMatcher(tokenizer, grammar))
+    _, matcher_again = timed(lambda: LLMatcher(tokenizer, grammar))
+    attribute_schema, attribute_cold = timed(lambda: schemas.attributes(category_id))
+    return {
+        "category_schema_build_cold_s": schema_cold,
+        "category_schema_build_warm_s": schema_warm,
+        "category_constraint_build_cold_s": processor_cold,
+        "category_constraint_build_warm_s": processor_warm,
+        "category_grammar_compile_first_s": matcher_first,
+        "category_grammar_compile_again_s": matcher_again,
+        "attribute_schema_build_cold_s": attribute_cold,
+        "category_enum_size": len(schema.json_schema["properties"]["category"]["enum"]),
+        "attribute_schema_bytes": len(attribute_schema.json_text) if attribute_schema else 0,
+    }
+
+
+def run_taxonomy(backend: LlamaCppBackend, taxonomy: Taxonomy, products: list[Product], probe: str) -> dict[str, Any]:
+    result: dict[str, Any] = {"taxonomy": f"{taxonomy.name} {taxonomy.version}", "products": len(products)}
+    result.update(compile_times(backend, taxonomy, probe))
+    tagger = Tagger(taxonomy, backend)
+    latencies, records = [], []
+    for product in products:
+        record, seconds = timed(lambda p=product: tagger.tag(p))
+        latencies.append(seconds)
+        records.append(record)
+    tagged = [r for r in records if isinstance(r, TagRecord)]
+    result.update(
+        latency_p50_s=percentile(latencies, 0.5),
+        latency_p95_s=percentile(latencies, 0.95),
+        products_per_s=len(products) / sum(latencies),
+        tagged=len(tagged),
+        errors=len(records) - len(tagged),
+    )
+    # The same prompts, constrained and not: category stage and attribute stage of each tagged product.
+    requests = []
+    for record, product in zip(records, products, strict=True):
+        requests.append(
+            Request(tagger.prompts.category_messages(product), tagger.schemas.category, CATEGORY_MAX_TOKENS)
+        )
+        if isinstance(record, TagRecord):
+            category = taxonomy.categories[record.category.id]
+            schema = tagger.schemas.attributes(category.id)
+            if schema is not None:
+                messages = tagger.prompts.attribute_messages(product, category)
+                requests.append(Request(messages, schema, ATTRIBUTE_MAX_TOKENS))
+    free = [Request(r.messages, None, r.max_tokens) for r in requests]
+    constrained, constrained_s = timed(lambda: backend.generate(requests))
+    unconstrained, unconstrained_s = timed(lambda: backend.generate(free))
+    tokens_c = sum(c.completion_tokens for c in constrained)
+    tokens_u = sum(c.completion_tokens for c in unconstrained)
+    result.update(
+        requests=len(requests),
+        constrained_s=constrained_s,
+        unconstrained_s=unconstrained_s,
+        constrained_to_unconstrained_time=constrained_s / unconstrained_s,
+        constrained_tokens=tokens_c,
+        unconstrained_tokens=tokens_u,
+        constrained_to_unconstrained_per_token=(constrained_s / tokens_c) / (unconstrained_s / tokens_u),
+        peak_rss_mb=peak_rss_mb(),
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=50)
+    default_root = os.environ.get("TAGGER_DATA_ROOT", str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--data-root", type=Path, default=Path(default_root))
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "slice.json")
+    args = parser.parse_args()
+
+    rows = read_jsonl(args.data_root / "flipkart" / "dev.jsonl")
+    products = [p for _, p in rows if isinstance(p, Product)][: args.n]
+    start_rss = peak_rss_mb()
+    backend, load_s = timed(LlamaCppBackend)
+    report: dict[str, Any] = {"model": backend.model, "model_load_s": load_s, "rss_before_model_mb": start_rss}
+    report["default"] = run_taxonomy(backend, load_taxonomy(), products, "t-shirts")
+    shopify = load_taxonomy(f"shopify:{args.data_root / 'shopify-taxonomy'}")
+    report["shopify"] = run_taxonomy(backend, shopify, products, "gid://shopify/TaxonomyCategory/aa-1-1")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    for name in ("default", "shopify"):
+        print(f"\n== {name}")
+        for key, value in report[name].items():
+            print(f"  {key:42s} {value:.4f}" if isinstance(value, float) else f"  {key:42s} {value}")
+    print(f"\nmodel load {load_s:.2f} s; peak RSS {peak_rss_mb():.0f} MB; written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

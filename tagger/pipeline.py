@@ -1,0 +1,143 @@
+"""The pipeline for one batch of products: taxonomy -> schema -> prompt -> backend -> validation -> record.
+
+Two stages, as Shopify's own classifier does: choose the category, then generate only that category's attributes
+(its own and its ancestors'), each under its own schema. A batch goes through each stage in one backend call, so
+engines that batch (vLLM) see the whole batch at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tagger import __version__
+from tagger.backends import Backend, Completion, Request, make_backend
+from tagger.product import Product
+from tagger.prompt import PromptBuilder, PromptError, PromptTemplate, load_template
+from tagger.records import CategoryRef, ErrorInfo, ErrorRecord, Provenance, Record, TagRecord, Usage
+from tagger.schema import SchemaSet
+from tagger.taxonomy import Category, Taxonomy, load_taxonomy
+from tagger.validate import OutputError, read_attributes, read_category
+
+CATEGORY_MAX_TOKENS = 96  # the longest Shopify path is ~45 tokens, plus the JSON around it
+ATTRIBUTE_MAX_TOKENS = 384
+
+
+@dataclass
+class _Pending:
+    """A product between the stages."""
+
+    product: Product
+    usage: Usage
+    category: Category | None = None
+    error: ErrorRecord | None = None
+    values: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Tagger:
+    """Tags products into one taxonomy with one backend and one template. Reuse it: schemas and constraints are kept."""
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy | None = None,
+        backend: Backend | None = None,
+        template: PromptTemplate | None = None,
+    ) -> None:
+        self.taxonomy = taxonomy or load_taxonomy()
+        self.backend = backend or make_backend()
+        self.template = template or load_template()
+        self.prompts = PromptBuilder(self.taxonomy, self.template)
+        self.schemas = SchemaSet(self.taxonomy)
+        self._categories = list(self.taxonomy.categories.values())
+        self.provenance = Provenance(
+            model=self.backend.model,
+            backend=self.backend.name,
+            template=self.template.name,
+            template_hash=self.template.hash,
+            taxonomy=self.taxonomy.name,
+            taxonomy_version=self.taxonomy.version,
+            tagger_version=__version__,
+            decoding=self.backend.decoding.as_dict(),
+        )
+
+    # --- tagging ---------------------------------------------------------------------------------------------------
+
+    def tag(self, product: Product) -> Record:
+        return self.tag_batch([product])[0]
+
+    def tag_batch(self, products: Sequence[Product]) -> list[Record]:
+        pending = [_Pending(p, Usage()) for p in products]
+        self._choose_categories(pending)
+        self._fill_attributes([p for p in pending if p.error is None])
+        return [p.error or self._record(p) for p in pending]
+
+    def _run_stage(self, items: list[tuple[_Pending, Request]]) -> list[tuple[_Pending, Completion]]:
+        completions = self.backend.generate([request for _, request in items])
+        done = []
+        for (item, _), completion in zip(items, completions, strict=True):
+            item.usage.add(completion.prompt_tokens, completion.completion_tokens, completion.seconds)
+            if completion.error is not None:
+                item.error = _error(item.product, "backend_error", completion.error)
+            else:
+                done.append((item, completion))
+        return done
+
+    def _choose_categories(self, pending: list[_Pending]) -> None:
+        requests = []
+        for item in pending:
+            try:
+                messages = self.prompts.category_messages(item.product)
+            except PromptError as exc:
+                item.error = _error(item.product, "prompt_error", str(exc))
+                continue
+            requests.append((item, Request(messages, self.schemas.category, CATEGORY_MAX_TOKENS)))
+        for item, completion in self._run_stage(requests):
+            try:
+                item.category = read_category(completion.text, self._categories, completion.finish_reason == "length")
+            except OutputError as exc:
+                item.error = _error(item.product, exc.kind, str(exc))
+
+    def _fill_attributes(self, pending: list[_Pending]) -> None:
+        requests = []
+        for item in pending:
+            assert item.category is not None
+            schema = self.schemas.attributes(item.category.id)
+            if schema is None:
+                continue
+            try:
+                messages = self.prompts.attribute_messages(item.product, item.category)
+            except PromptError as exc:
+                item.error = _error(item.product, "prompt_error", str(exc))
+                continue
+            requests.append((item, Request(messages, schema, ATTRIBUTE_MAX_TOKENS)))
+        for item, completion in self._run_stage(requests):
+            assert item.category is not None
+            attributes = self.taxonomy.attributes_for(item.category.id)
+            try:
+                found = read_attributes(
+                    completion.text, attributes, item.product.text, completion.finish_reason == "length"
+                )
+            except OutputError as exc:
+                # The category is sound; keep it and say why the attributes are missing.
+                item.warnings.append(f"attributes: {exc}")
+                continue
+            item.values, item.warnings = found.values, found.warnings
+
+    def _record(self, item: _Pending) -> TagRecord:
+        assert item.category is not None
+        return TagRecord(
+            id=item.product.id,
+            category=CategoryRef(id=item.category.id, path=list(item.category.path)),
+            attributes=item.values,
+            warnings=item.warnings,
+            usage=item.usage,
+            provenance=self.provenance,
+        )
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _error(product: Product, kind: str, message: str) -> ErrorRecord:
+    return ErrorRecord(id=product.id, error=ErrorInfo(kind=kind, message=message))

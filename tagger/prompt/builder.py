@@ -1,0 +1,38 @@
+"""The variables a template sees at each stage, and the messages it renders from them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tagger.product import Product
+from tagger.prompt.render import Message, PromptTemplate
+from tagger.taxonomy import Category, Taxonomy
+
+
+class PromptBuilder:
+    """Renders one template for one taxonomy. It needs no model, so `tagger render` uses it alone."""
+
+    def __init__(self, taxonomy: Taxonomy, template: PromptTemplate) -> None:
+        self.taxonomy = taxonomy
+        self.template = template
+        self._shared = {
+            "taxonomy": {"name": taxonomy.name, "version": taxonomy.version},
+            "top_level": [c.name for c in taxonomy.roots],
+            "tags": list(taxonomy.tags),
+        }
+        self._all_paths = [c.full_path for c in taxonomy.categories.values()]
+
+    def _render(self, product: Product, stage: str, **variables: Any) -> list[Message]:
+        return self.template.render(
+            **self._shared, product=product.as_template_vars(), examples=[], stage=stage, **variables
+        )
+
+    def category_messages(self, product: Product, choices: Sequence[Category] | None = None) -> list[Message]:
+        paths = self._all_paths if choices is None else [c.full_path for c in choices]
+        return self._render(product, "category", categories=paths)
+
+    def attribute_messages(self, product: Product, category: Category) -> list[Message]:
+        # Attribute objects, not dicts: in Jinja `attribute.values` on a dict would be the dict's method.
+        attributes = self.taxonomy.attributes_for(category.id)
+        return self._render(product, "attributes", category=category.full_path, attributes=attributes)

@@ -1,0 +1,110 @@
+"""Taxonomy -> pydantic models -> JSON Schemas, one per generation stage.
+
+Stage 1 answers `{"category": <one full path>}`; stage 2 answers `{<attribute handle>: <value(s)>}` with only the
+attributes of the chosen category. Both are closed objects with fixed whitespace: see STACK.md for why small models
+need both (extra keys and newline loops otherwise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from tagger.taxonomy import Attribute, Category, Taxonomy
+
+MAX_LIST_ITEMS = 3  # small models repeat a tag until the bound (STACK.md); a low one wastes fewer tokens
+MAX_EXTRACT_CHARS = 80
+
+# llguidance reads this key; other backends ignore it. Rigid whitespace stops newline loops in small models.
+_RIGID_WHITESPACE = {"x-guidance": {"whitespace_flexible": False}}
+
+
+@dataclass(frozen=True)
+class OutputSchema:
+    """One stage's answer type: a pydantic model, its JSON Schema, and a hash that names both."""
+
+    name: str
+    model: type[BaseModel]
+    json_schema: dict[str, Any]
+    hash: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(self.json_text.encode()).hexdigest()[:16]
+        object.__setattr__(self, "hash", digest)
+
+    @property
+    def json_text(self) -> str:
+        return json.dumps(self.json_schema, ensure_ascii=False)  # field order kept: the model answers in it
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _literal(values: Sequence[str]) -> Any:
+    return Literal[tuple(values)]
+
+
+def _finish(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    schema.update(_RIGID_WHITESPACE)
+    return schema
+
+
+def category_schema(categories: Sequence[Category]) -> OutputSchema:
+    """Stage 1: exactly one of `categories`, named by its full path."""
+    if not categories:
+        raise ValueError("a category schema needs at least one category")
+    model = create_model(
+        "CategoryAnswer",
+        __base__=_Closed,
+        category=(_literal([c.full_path for c in categories]), ...),
+    )
+    return OutputSchema("category", model, _finish(model))
+
+
+def _attribute_field(attribute: Attribute) -> tuple[Any, Any]:
+    # Handles such as "target-gender" are not Python names: the field is a0, a1, ... and the JSON key its alias.
+    named: dict[str, Any] = {"alias": attribute.handle, "title": attribute.name}
+    if attribute.extractive:
+        span = Annotated[str, Field(min_length=1, max_length=MAX_EXTRACT_CHARS)]
+        return (span | None, Field(**named))
+    if attribute.multi:
+        items = min(len(attribute.values), MAX_LIST_ITEMS)
+        return (list[_literal(attribute.values)], Field(max_length=items, **named))  # type: ignore[misc]
+    return (_literal(attribute.values) | None, Field(**named))
+
+
+def attribute_schema(category: Category, attributes: Sequence[Attribute]) -> OutputSchema:
+    """Stage 2: every attribute of the category, each required; null or [] says the text does not tell."""
+    fields = {f"a{i}": _attribute_field(a) for i, a in enumerate(attributes)}
+    model = create_model("AttributeAnswer", __base__=_Closed, **fields)  # type: ignore[call-overload]
+    return OutputSchema(f"attributes:{category.id}", model, _finish(model))
+
+
+class SchemaSet:
+    """The schemas a taxonomy needs, built on first use and kept: per-category schemas repeat across products."""
+
+    def __init__(self, taxonomy: Taxonomy) -> None:
+        self.taxonomy = taxonomy
+        self._category: OutputSchema | None = None
+        self._attributes: dict[str, OutputSchema | None] = {}
+
+    @property
+    def category(self) -> OutputSchema:
+        if self._category is None:
+            self._category = category_schema(list(self.taxonomy.categories.values()))
+        return self._category
+
+    def attributes(self, category_id: str) -> OutputSchema | None:
+        """The stage-2 schema of a category, or None when it has no attributes."""
+        if category_id not in self._attributes:
+            attributes = self.taxonomy.attributes_for(category_id)
+            category = self.taxonomy.categories[category_id]
+            self._attributes[category_id] = attribute_schema(category, attributes) if attributes else None
+        return self._attributes[category_id]

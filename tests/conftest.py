@@ -1,0 +1,49 @@
+"""Shared fixtures: the real embedded model (loaded once), the real taxonomies from ../shared/data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tagger.backends.llamacpp import LlamaCppBackend
+from tagger.pipeline import Tagger
+from tagger.taxonomy import Taxonomy, load_taxonomy
+
+ROOT = Path(__file__).resolve().parent.parent
+# Where the shared datasets live; point TAGGER_DATA_ROOT at your own copy.
+DATA_ROOT = Path(os.environ.get("TAGGER_DATA_ROOT", ROOT.parent / "shared" / "data"))
+SHOPIFY_DIR = DATA_ROOT / "shopify-taxonomy"
+GOOGLE_FILE = DATA_ROOT / "google-taxonomy" / "taxonomy-with-ids.en-US.txt"
+SAMPLE_CATALOG = ROOT / "examples" / "catalog.jsonl"
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    if not DATA_ROOT.is_dir():
+        pytest.fail(f"shared data not found at {DATA_ROOT}; set TAGGER_DATA_ROOT")
+    return DATA_ROOT
+
+
+@pytest.fixture(scope="session")
+def default_taxonomy() -> Taxonomy:
+    return load_taxonomy()
+
+
+@pytest.fixture(scope="session")
+def shopify(data_root: Path) -> Taxonomy:
+    return load_taxonomy(f"shopify:{SHOPIFY_DIR}")
+
+
+@pytest.fixture(scope="session")
+def backend() -> Iterator[LlamaCppBackend]:
+    engine = LlamaCppBackend()
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def tagger(backend: LlamaCppBackend, default_taxonomy: Taxonomy) -> Tagger:
+    return Tagger(default_taxonomy, backend)

@@ -1,0 +1,120 @@
+"""The CLI through typer's runner (fast paths) and as a real subprocess (the model paths)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tagger.cli import EXIT_ROWS_FAILED, app
+from tests.conftest import SAMPLE_CATALOG, SHOPIFY_DIR
+
+runner = CliRunner()
+TAGGER = [sys.executable, "-m", "tagger"]
+
+
+def test_taxonomy_summary_and_find() -> None:
+    result = runner.invoke(app, ["taxonomy"])
+    assert result.exit_code == 0, result.output
+    assert "tagger-default" in result.output and "132" in result.output
+    found = runner.invoke(app, ["taxonomy", "--find", "coffee maker"])
+    assert found.exit_code == 0
+    assert "Home & Kitchen > Kitchen Appliances > Coffee Makers" in found.output
+    assert "coffee-makers" in found.output
+
+
+def test_taxonomy_on_shopify(data_root: Path) -> None:
+    result = runner.invoke(app, ["taxonomy", "-t", f"shopify:{SHOPIFY_DIR}"])
+    assert result.exit_code == 0, result.output
+    assert "10,595" in result.output and "20,635" in result.output
+
+
+def test_taxonomy_errors_are_clear() -> None:
+    result = runner.invoke(app, ["taxonomy", "-t", "shopify:/no/such/dir"])
+    assert result.exit_code == 1
+    assert "Shopify taxonomy folder not found: /no/such/dir" in result.output
+
+
+def test_schema_command() -> None:
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0
+    assert len(json.loads(result.output)["properties"]["category"]["enum"]) == 132
+    shirts = runner.invoke(app, ["schema", "-c", "Apparel & Accessories > Clothing > Tops > T-Shirts"])
+    assert shirts.exit_code == 0
+    assert "sleeve_length" in json.loads(shirts.output)["properties"]
+    assert runner.invoke(app, ["schema", "-c", "nope"]).exit_code == 1
+
+
+def test_render_prints_the_exact_messages() -> None:
+    result = runner.invoke(app, ["render", "--json", '{"id": "a", "title": "Blue wool scarf", "brand": "Loom"}'])
+    assert result.exit_code == 0, result.output
+    assert "Title: Blue wool scarf\nBrand: Loom" in result.output
+    assert "sha256:" in result.output
+    missing = runner.invoke(app, ["render", "--json", '{"id": "a"}'])
+    assert missing.exit_code == 1 and "no 'title'" in missing.output
+
+
+def test_tag_one_product_as_a_subprocess() -> None:
+    done = subprocess.run(
+        [*TAGGER, "tag", "--title", "Stainless steel electric kettle, 1.7 L", "--brand", "Brewmaster"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["id"] == "cli"
+    assert record["provenance"]["backend"] == "llamacpp"
+
+
+def test_generate_survives_bad_rows(tmp_path: Path) -> None:
+    good = [json.loads(line) for line in SAMPLE_CATALOG.read_text().splitlines()[:3]]
+    lines = [
+        json.dumps(good[0]).encode(),
+        b'{"id": "broken", "title": ',  # invalid JSON
+        json.dumps({"id": "untitled", "description": "no title here"}).encode(),
+        json.dumps(good[1]).encode(),
+        json.dumps({"id": "huge", "title": "Mug", "description": "x" * 1_048_576}).encode(),
+        b'{"id": "latin1", "title": "Caf\xe9 mug"}',  # not UTF-8
+        json.dumps(good[2]).encode(),
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    output = tmp_path / "out.jsonl"
+    done = subprocess.run(
+        [*TAGGER, "generate", str(source), "-o", str(output), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == EXIT_ROWS_FAILED, done.stderr
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(records) == 7  # one line per input row, in order
+    tagged = [r["id"] for r in records if "category" in r]
+    assert tagged == [good[0]["id"], good[1]["id"], good[2]["id"]]
+    errors = {r["row"]: (r["id"], r["error"]["kind"], r["error"]["message"]) for r in records if "error" in r}
+    assert errors[2][:2] == (None, "bad_json") and "row 2: not valid JSON" in errors[2][2]
+    assert errors[3][:2] == ("untitled", "missing_title")
+    assert errors[5][:2] == ("huge", "too_large") and "1,048,576 characters" in errors[5][2]
+    assert errors[6][:2] == (None, "bad_encoding") and "byte 0xe9" in errors[6][2]
+    assert "7 rows: 3 tagged, 4 failed" in done.stderr
+
+
+def test_generate_limit_and_missing_input(tmp_path: Path) -> None:
+    output = tmp_path / "out.jsonl"
+    done = subprocess.run(
+        [*TAGGER, "generate", str(SAMPLE_CATALOG), "-o", str(output), "--limit", "2", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(output.read_text().splitlines()) == 2
+    missing = runner.invoke(app, ["generate", str(tmp_path / "nope.jsonl"), "-o", str(output)])
+    assert missing.exit_code == 1 and "input file not found" in missing.output

@@ -1,0 +1,62 @@
+"""The whole path on the real embedded model: sample catalog and Shopify, every value re-checked independently."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tagger import __version__
+from tagger.pipeline import Tagger
+from tagger.product import Product, read_jsonl
+from tagger.records import ErrorRecord, TagRecord
+from tagger.taxonomy import Taxonomy
+from tagger.validate import check_record
+from tests.conftest import SAMPLE_CATALOG
+
+
+def _assert_conforms(record: TagRecord, taxonomy: Taxonomy, product: Product) -> None:
+    category = taxonomy.categories[record.category.id]
+    assert list(category.path) == record.category.path
+    check_record(record.attributes, category, taxonomy, product.text)
+    for values in record.attributes.values():
+        assert values and len(values) == len(set(values))
+
+
+def test_sample_catalog_all_valid_and_in_taxonomy(tagger: Tagger, default_taxonomy: Taxonomy) -> None:
+    products = [item for _, item in read_jsonl(SAMPLE_CATALOG) if isinstance(item, Product)]
+    assert len(products) >= 20
+    records = tagger.tag_batch(products)
+    assert [r.id for r in records] == [p.id for p in products]
+    for record, product in zip(records, products, strict=True):
+        assert isinstance(record, TagRecord), record
+        _assert_conforms(record, default_taxonomy, product)
+        assert record.usage.prompt_tokens > 0 and record.usage.completion_tokens > 0
+    provenance = records[0].provenance
+    assert provenance.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert provenance.backend == "llamacpp"
+    assert provenance.template == "default" and len(provenance.template_hash) == 16
+    assert (provenance.taxonomy, provenance.taxonomy_version) == ("tagger-default", "2026.11.0")
+    assert provenance.tagger_version == __version__
+    assert provenance.decoding == {"temperature": 0.0, "seed": 0}
+    # at least some attributes come out at all (quality is measured by the eval suite, not here)
+    assert sum(len(r.attributes) for r in records if isinstance(r, TagRecord)) >= len(records)
+
+
+def test_shopify_products_stay_inside_shopify(backend: object, shopify: Taxonomy, data_root: Path) -> None:
+    tagger = Tagger(shopify, backend)  # type: ignore[arg-type]
+    rows = [item for _, item in read_jsonl(data_root / "flipkart" / "dev.jsonl")][:6]
+    products = [p for p in rows if isinstance(p, Product)]
+    records = tagger.tag_batch(products)
+    tagged = [r for r in records if isinstance(r, TagRecord)]
+    assert len(tagged) == len(products), [r for r in records if isinstance(r, ErrorRecord)]
+    for record, product in zip(tagged, products, strict=True):
+        _assert_conforms(record, shopify, product)
+        assert record.provenance.taxonomy_version == "2025-08-unstable"
+
+
+def test_record_json_shape(tagger: Tagger) -> None:
+    record = tagger.tag(Product(id="k1", title="Stainless steel electric kettle 1.7 L", fields={"brand": "Brewmaster"}))
+    line = json.loads(record.model_dump_json())
+    assert set(line) == {"id", "category", "attributes", "warnings", "usage", "provenance"}
+    assert set(line["category"]) == {"id", "path"}
+    assert all(isinstance(v, list) for v in line["attributes"].values())
