@@ -241,3 +241,13 @@ def generate(
 
 def main() -> None:
     app()
+
+
+def _register_eval_commands() -> None:
+    from tagger.evals.cli import compare_command, eval_command
+
+    app.command("eval")(eval_command)
+    app.command("compare")(compare_command)
+
+
+_register_eval_commands()

@@ -66,9 +66,14 @@ class Tagger:
     def tag(self, product: Product) -> Record:
         return self.tag_batch([product])[0]
 
-    def tag_batch(self, products: Sequence[Product]) -> list[Record]:
+    def tag_batch(self, products: Sequence[Product], categories: Sequence[Category] | None = None) -> list[Record]:
+        """Records in input order. With `categories` (one per product), only the attribute stage runs."""
         pending = [_Pending(p, Usage()) for p in products]
-        self._choose_categories(pending)
+        if categories is None:
+            self._choose_categories(pending)
+        else:
+            for item, category in zip(pending, categories, strict=True):
+                item.category = category
         self._fill_attributes([p for p in pending if p.error is None])
         return [p.error or self._record(p) for p in pending]
 

@@ -1,0 +1,209 @@
+"""Eval metrics, registered by name; each is a function of the scored samples, so compare can bootstrap any of them.
+
+Definitions (also in README.md, "Metrics"):
+- category_exact: share of products whose predicted category is the gold node; for gold marked `fit: coarse`, any
+  prediction inside the gold node's subtree counts as exact. A product without a prediction counts as wrong.
+- category_depth_<d>: among products whose gold node is at depth >= d, share whose prediction has the gold's ancestor
+  at depth d (depth 1 = top level).
+- category_hp / category_hr / category_hf1: hierarchical precision, recall and F1 over ancestor sets (each node
+  with all its ancestors), micro-averaged: sum |P & G| / sum |P| and sum |P & G| / sum |G|. A coarse hit counts as
+  exact (G := P).
+- attribute_precision / _recall / _f1 (micro) and attribute_macro_f1: the WDC-PAVE / ExtractGPT protocol. For every
+  (product, attribute) pair, NN, NV, VN, VC, VW as in samples.py; precision = VC / (NV + VC + VW), recall =
+  VC / (VN + VC + VW); micro over all pairs, macro = mean of per-attribute F1.
+- validity: share of products with a tag record (not an error record); error_rate = 1 - validity.
+- conformance: share of tag records whose every value passes the independent taxonomy check (must be 1.0).
+- latency_p50_s / latency_p95_s, prompt_tokens / completion_tokens (mean per product), products_per_s.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tagger.evals.samples import ScoredSample
+
+Metric = Callable[[Sequence["ScoredSample"]], float | None]
+METRICS: dict[str, Metric] = {}
+
+
+def metric(name: str) -> Callable[[Metric], Metric]:
+    def register(fn: Metric) -> Metric:
+        METRICS[name] = fn
+        return fn
+
+    return register
+
+
+def _share(hits: Sequence[bool]) -> float | None:
+    return sum(hits) / len(hits) if hits else None
+
+
+def _f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def _div(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
+# --- category -----------------------------------------------------------------------------------------------------
+
+
+@metric("category_exact")
+def category_exact(samples: Sequence[ScoredSample]) -> float | None:
+    return _share([s.category.exact for s in samples if s.category is not None])
+
+
+def category_depth(depth: int) -> Metric:
+    def accuracy(samples: Sequence[ScoredSample]) -> float | None:
+        return _share(
+            [s.category.depth_hits[depth - 1] for s in samples if s.category and s.category.gold_depth >= depth]
+        )
+
+    return accuracy
+
+
+for _depth in range(1, 9):
+    METRICS[f"category_depth_{_depth}"] = category_depth(_depth)
+
+
+def _hierarchical(samples: Sequence[ScoredSample]) -> tuple[float, float] | None:
+    scored = [s.category for s in samples if s.category is not None]
+    if not scored:
+        return None
+    overlap = sum(c.overlap for c in scored)
+    return _div(overlap, sum(c.predicted_size for c in scored)), _div(overlap, sum(c.gold_size for c in scored))
+
+
+@metric("category_hp")
+def category_hp(samples: Sequence[ScoredSample]) -> float | None:
+    pr = _hierarchical(samples)
+    return pr[0] if pr else None
+
+
+@metric("category_hr")
+def category_hr(samples: Sequence[ScoredSample]) -> float | None:
+    pr = _hierarchical(samples)
+    return pr[1] if pr else None
+
+
+@metric("category_hf1")
+def category_hf1(samples: Sequence[ScoredSample]) -> float | None:
+    pr = _hierarchical(samples)
+    return _f1(*pr) if pr else None
+
+
+# --- attributes ---------------------------------------------------------------------------------------------------
+
+
+def attribute_counts(samples: Sequence[ScoredSample]) -> dict[str, Counter[str]]:
+    """Per attribute handle: how many pairs fell in NN, NV, VN, VC, VW."""
+    counts: dict[str, Counter[str]] = {}
+    for sample in samples:
+        for handle, verdict in sample.attributes.items():
+            counts.setdefault(handle, Counter())[verdict] += 1
+    return counts
+
+
+def precision_recall(counts: Counter[str]) -> tuple[float, float, float]:
+    precision = _div(counts["VC"], counts["NV"] + counts["VC"] + counts["VW"])
+    recall = _div(counts["VC"], counts["VN"] + counts["VC"] + counts["VW"])
+    return precision, recall, _f1(precision, recall)
+
+
+def _micro(samples: Sequence[ScoredSample]) -> tuple[float, float, float] | None:
+    per_attribute = attribute_counts(samples)
+    if not per_attribute:
+        return None
+    return precision_recall(sum(per_attribute.values(), Counter()))
+
+
+@metric("attribute_precision")
+def attribute_precision(samples: Sequence[ScoredSample]) -> float | None:
+    micro = _micro(samples)
+    return micro[0] if micro else None
+
+
+@metric("attribute_recall")
+def attribute_recall(samples: Sequence[ScoredSample]) -> float | None:
+    micro = _micro(samples)
+    return micro[1] if micro else None
+
+
+@metric("attribute_f1")
+def attribute_f1(samples: Sequence[ScoredSample]) -> float | None:
+    micro = _micro(samples)
+    return micro[2] if micro else None
+
+
+@metric("attribute_macro_f1")
+def attribute_macro_f1(samples: Sequence[ScoredSample]) -> float | None:
+    per_attribute = attribute_counts(samples)
+    if not per_attribute:
+        return None
+    return sum(precision_recall(c)[2] for c in per_attribute.values()) / len(per_attribute)
+
+
+# --- validity and cost --------------------------------------------------------------------------------------------
+
+
+@metric("validity")
+def validity(samples: Sequence[ScoredSample]) -> float | None:
+    return _share([s.error is None for s in samples])
+
+
+@metric("error_rate")
+def error_rate(samples: Sequence[ScoredSample]) -> float | None:
+    return _share([s.error is not None for s in samples])
+
+
+@metric("conformance")
+def conformance(samples: Sequence[ScoredSample]) -> float | None:
+    return _share([s.conforms for s in samples if s.error is None])
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@metric("latency_p50_s")
+def latency_p50(samples: Sequence[ScoredSample]) -> float | None:
+    return _percentile([s.seconds for s in samples], 0.5)
+
+
+@metric("latency_p95_s")
+def latency_p95(samples: Sequence[ScoredSample]) -> float | None:
+    return _percentile([s.seconds for s in samples], 0.95)
+
+
+@metric("prompt_tokens")
+def prompt_tokens(samples: Sequence[ScoredSample]) -> float | None:
+    return sum(s.prompt_tokens for s in samples) / len(samples) if samples else None
+
+
+@metric("completion_tokens")
+def completion_tokens(samples: Sequence[ScoredSample]) -> float | None:
+    return sum(s.completion_tokens for s in samples) / len(samples) if samples else None
+
+
+@metric("products_per_s")
+def products_per_s(samples: Sequence[ScoredSample]) -> float | None:
+    seconds = sum(s.seconds for s in samples)
+    return len(samples) / seconds if seconds else None
+
+
+# Metrics where lower is better: the gate and compare read them the other way round.
+LOWER_IS_BETTER = {"error_rate", "latency_p50_s", "latency_p95_s", "prompt_tokens", "completion_tokens"}
+
+
+def compute(names: Sequence[str], samples: Sequence[ScoredSample]) -> dict[str, float | None]:
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise KeyError(f"unknown metrics {unknown}; known: {sorted(METRICS)}")
+    return {name: METRICS[name](samples) for name in names}

@@ -1,0 +1,147 @@
+"""Run an eval: sample the dataset, tag it with the configured pipeline (and the MiniLM baseline), score, measure."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from tagger.evals.config import EvalConfig
+from tagger.evals.dataset import Example, load_examples
+from tagger.evals.metrics import compute
+from tagger.evals.samples import ScoredSample, score
+from tagger.product import Product
+from tagger.prompt import PromptBuilder
+from tagger.records import Provenance, Record
+from tagger.taxonomy import Category, Taxonomy, load_taxonomy
+
+BATCH = 8
+
+
+class Pipeline(Protocol):
+    provenance: Provenance
+
+    def tag_batch(self, products: Sequence[Product], categories: Sequence[Category] | None = None) -> list[Record]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class EvalRun:
+    """One pipeline's run over the eval's sample."""
+
+    name: str  # "llm" or "minilm"
+    provenance: Provenance
+    samples: list[ScoredSample]
+    records: list[Record]
+    metrics: dict[str, float | None]
+    seconds: float
+    prompt: Callable[[int], str] | None = None  # the prompt of sample i, for the report's failures
+
+
+@dataclass
+class EvalOutcome:
+    config: EvalConfig
+    data_root: Path
+    taxonomy: Taxonomy
+    examples: list[Example]
+    runs: list[EvalRun] = field(default_factory=list)
+
+    @property
+    def main(self) -> EvalRun:
+        return self.runs[0]
+
+
+def make_llm_pipeline(config: EvalConfig, taxonomy: Taxonomy, data_root: Path, template: str | None) -> Pipeline:
+    from tagger.backends import make_backend
+    from tagger.pipeline import Tagger
+    from tagger.prompt import load_template
+
+    chosen = template or (config.resolve(config.template, data_root) if config.template else None)
+    model = config.resolve(config.backend.model, data_root) if config.backend.model else None
+    return Tagger(taxonomy, make_backend("llamacpp", model_path=model), load_template(chosen))
+
+
+def make_minilm_pipeline(taxonomy: Taxonomy) -> Pipeline:
+    from tagger.retrieval import NearestCategoryTagger
+
+    return NearestCategoryTagger(taxonomy)
+
+
+def run_pipeline(
+    name: str,
+    pipeline: Pipeline,
+    outcome: EvalOutcome,
+    on_progress: Callable[[int], None] | None = None,
+) -> EvalRun:
+    examples = outcome.examples
+    records: list[Record] = []
+    start = time.perf_counter()
+    for first in range(0, len(examples), BATCH):
+        batch = examples[first : first + BATCH]
+        given = _given_categories(outcome, batch)
+        records += pipeline.tag_batch([e.product for e in batch], given)
+        if on_progress is not None:
+            on_progress(len(batch))
+    seconds = time.perf_counter() - start
+    samples = [score(r, e.gold, outcome.taxonomy, e.product) for r, e in zip(records, examples, strict=True)]
+    metrics = compute(outcome.config.metrics, samples)
+    if "products_per_s" in metrics and seconds:
+        metrics["products_per_s"] = len(samples) / seconds  # wall clock: what a user waits for
+    return EvalRun(name, pipeline.provenance, samples, records, metrics, seconds, _prompt_of(pipeline, outcome))
+
+
+def _prompt_of(pipeline: Pipeline, outcome: EvalOutcome) -> Callable[[int], str] | None:
+    builder: PromptBuilder | None = getattr(pipeline, "prompts", None)
+    if builder is None:
+        return None
+
+    def prompt(index: int) -> str:
+        example = outcome.examples[index]
+        gold = example.gold.category_id
+        if outcome.config.given_category and gold is not None:
+            messages = builder.attribute_messages(example.product, outcome.taxonomy.categories[gold])
+        else:
+            messages = builder.category_messages(example.product)
+        return "\n\n".join(f"[{m.role}]\n{m.content}" for m in messages)
+
+    return prompt
+
+
+def _given_categories(outcome: EvalOutcome, batch: list[Example]) -> list[Category] | None:
+    if not outcome.config.given_category:
+        return None
+    missing = [e.product.id for e in batch if e.gold.category_id is None]
+    if missing:
+        raise ValueError(f"eval {outcome.config.name}: given_category needs gold categories; missing for {missing}")
+    return [outcome.taxonomy.categories[e.gold.category_id] for e in batch if e.gold.category_id is not None]
+
+
+def run_eval(
+    config: EvalConfig,
+    data_root: Path,
+    *,
+    limit: int | None = None,
+    template: str | None = None,
+    minilm: bool | None = None,
+    pipeline: Pipeline | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> EvalOutcome:
+    """The configured LLM pipeline (or `pipeline`), then the MiniLM baseline when the config or `minilm` asks."""
+    taxonomy = load_taxonomy(config.resolve(config.taxonomy, data_root) if config.taxonomy else None)
+    outcome = EvalOutcome(config, data_root, taxonomy, load_examples(config, taxonomy, data_root, limit))
+    if not outcome.examples:
+        raise ValueError(f"eval {config.name}: the sample is empty")
+    main = pipeline or (
+        make_minilm_pipeline(taxonomy)
+        if config.backend.name == "minilm"
+        else make_llm_pipeline(config, taxonomy, data_root, template)
+    )
+    outcome.runs.append(run_pipeline(main.provenance.backend, main, outcome, on_progress))
+    if pipeline is None:
+        main.close()
+    if (config.compare_minilm if minilm is None else minilm) and config.backend.name != "minilm":
+        outcome.runs.append(run_pipeline("minilm", make_minilm_pipeline(taxonomy), outcome, on_progress))
+    return outcome

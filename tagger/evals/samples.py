@@ -1,0 +1,106 @@
+"""Gold labels and the scoring of one prediction against them: the per-sample verdicts every metric reads."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tagger.product import Product
+from tagger.records import ErrorRecord, Record
+from tagger.taxonomy import Taxonomy
+from tagger.validate import OutputError, check_record
+
+NA = frozenset({"", "n/a", "na", "none", "null", "-"})
+
+
+def normalize(value: str) -> str:
+    """Compatibility-normalized, case-folded, single-spaced, without surrounding punctuation."""
+    text = unicodedata.normalize("NFKC", value).casefold()
+    return re.sub(r"\s+", " ", text).strip(" .,;:!?\"'()[]")
+
+
+@dataclass(frozen=True)
+class Gold:
+    category_id: str | None = None  # a node of the eval's taxonomy
+    coarse: bool = False  # any prediction inside the node's subtree is correct
+    attributes: dict[str, list[str]] = field(default_factory=dict)  # every scored handle; [] = n/a
+
+
+@dataclass
+class CategoryScore:
+    exact: bool
+    gold_depth: int
+    depth_hits: list[bool]  # one per depth 1..gold_depth
+    overlap: int  # |ancestors(pred) & ancestors(gold)|
+    predicted_size: int
+    gold_size: int
+
+
+@dataclass
+class ScoredSample:
+    id: str
+    error: str | None
+    conforms: bool
+    category: CategoryScore | None
+    attributes: dict[str, str]  # handle -> NN | NV | VN | VC | VW
+    predicted_category: str | None = None
+    predicted_attributes: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def score_category(taxonomy: Taxonomy, predicted: str | None, gold: Gold) -> CategoryScore | None:
+    if gold.category_id is None:
+        return None
+    gold_chain = [c.id for c in taxonomy.ancestors(gold.category_id)]
+    if predicted is None:
+        return CategoryScore(False, len(gold_chain), [False] * len(gold_chain), 0, 0, len(gold_chain))
+    chain = [c.id for c in taxonomy.ancestors(predicted)]
+    if gold.coarse and gold.category_id in chain:
+        # Inside a coarse gold node's subtree: the prediction is the gold.
+        return CategoryScore(True, len(gold_chain), [True] * len(gold_chain), len(chain), len(chain), len(chain))
+    hits = [depth < len(chain) and chain[depth] == node for depth, node in enumerate(gold_chain)]
+    overlap = len(set(chain) & set(gold_chain))
+    return CategoryScore(predicted == gold.category_id, len(gold_chain), hits, overlap, len(chain), len(gold_chain))
+
+
+def attribute_verdict(predicted: list[str], accepted: list[str]) -> str:
+    """The protocol's verdict for one pair; the prediction is the first predicted value (the protocol scores one)."""
+    gold = {normalize(v) for v in accepted} - NA
+    guess = normalize(predicted[0]) if predicted else ""
+    if guess in NA:
+        return "VN" if gold else "NN"
+    if not gold:
+        return "NV"
+    return "VC" if guess in gold else "VW"
+
+
+def score(record: Record, gold: Gold, taxonomy: Taxonomy, product: Product) -> ScoredSample:
+    usage = None if isinstance(record, ErrorRecord) else record.usage
+    predicted = None if isinstance(record, ErrorRecord) else record.category.id
+    values = {} if isinstance(record, ErrorRecord) else record.attributes
+    conforms = False
+    if predicted is not None:
+        try:
+            check_record(values, taxonomy.categories[predicted], taxonomy, product.text)
+            conforms = True
+        except (OutputError, KeyError):
+            conforms = False
+    return ScoredSample(
+        id=product.id,
+        error=record.error.kind if isinstance(record, ErrorRecord) else None,
+        conforms=conforms,
+        category=score_category(taxonomy, predicted, gold),
+        attributes={h: attribute_verdict(values.get(h, []), accepted) for h, accepted in gold.attributes.items()},
+        predicted_category=predicted,
+        predicted_attributes=values,
+        seconds=usage.seconds if usage else 0.0,
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else 0,
+    )
