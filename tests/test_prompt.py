@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tagger.product import Product
-from tagger.prompt import PromptBuilder, PromptError, load_template
+from tagger.prompt import Example, PromptBuilder, PromptError, load_template
 from tagger.taxonomy import Taxonomy
 
 SHIRT = Product(
@@ -79,3 +79,14 @@ def test_template_hash_follows_the_text(tmp_path: Path) -> None:
     path.write_text('{% call message("user") %}b{% endcall %}')
     assert load_template(path).hash != first
     assert load_template("default").hash == load_template(None).hash
+
+
+def test_few_shot_examples_become_user_and_assistant_turns(default_taxonomy: Taxonomy) -> None:
+    shot = Example(
+        Product(id="e1", title="Red cotton tee"), '{"category": "Apparel & Accessories > Clothing > Tops > T-Shirts"}'
+    )
+    messages = PromptBuilder(default_taxonomy, load_template()).category_messages(SHIRT, examples=[shot])
+    assert [m.role for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[1].content == "Title: Red cotton tee"
+    assert messages[2].content == shot.answer
+    assert "Northwind" in messages[3].content

@@ -16,7 +16,7 @@ from tagger.taxonomy.shopify import GID_PREFIX
 
 
 @dataclass(frozen=True)
-class Example:
+class LabeledProduct:
     product: Product
     gold: Gold
 
@@ -61,7 +61,9 @@ def _attributes(row: dict[str, Any], spec: AttributeGold, taxonomy: Taxonomy, ca
     return gold
 
 
-def load_examples(config: EvalConfig, taxonomy: Taxonomy, data_root: Path, limit: int | None = None) -> list[Example]:
+def load_examples(
+    config: EvalConfig, taxonomy: Taxonomy, data_root: Path, limit: int | None = None
+) -> list[LabeledProduct]:
     """The eval's sample: `sample.size` rows drawn with `sample.seed` (input order kept), then the first `limit`."""
     path = Path(config.resolve(config.dataset.path, data_root))
     if not path.is_absolute() and not path.exists():
@@ -88,5 +90,5 @@ def load_examples(config: EvalConfig, taxonomy: Taxonomy, data_root: Path, limit
         attributes: dict[str, list[str]] = {}
         if config.dataset.attributes is not None and category_id is not None:
             attributes = _attributes(row, config.dataset.attributes, taxonomy, category_id)
-        examples.append(Example(product, Gold(category_id, coarse, attributes)))
+        examples.append(LabeledProduct(product, Gold(category_id, coarse, attributes)))
     return examples

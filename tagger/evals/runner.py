@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tagger.evals.config import EvalConfig
-from tagger.evals.dataset import Example, load_examples
+from tagger.evals.dataset import LabeledProduct, load_examples
 from tagger.evals.metrics import compute
 from tagger.evals.samples import ScoredSample, score
 from tagger.product import Product
@@ -46,7 +46,7 @@ class EvalOutcome:
     config: EvalConfig
     data_root: Path
     taxonomy: Taxonomy
-    examples: list[Example]
+    examples: list[LabeledProduct]
     runs: list[EvalRun] = field(default_factory=list)
 
     @property
@@ -110,7 +110,7 @@ def _prompt_of(pipeline: Pipeline, outcome: EvalOutcome) -> Callable[[int], str]
     return prompt
 
 
-def _given_categories(outcome: EvalOutcome, batch: list[Example]) -> list[Category] | None:
+def _given_categories(outcome: EvalOutcome, batch: list[LabeledProduct]) -> list[Category] | None:
     if not outcome.config.given_category:
         return None
     missing = [e.product.id for e in batch if e.gold.category_id is None]

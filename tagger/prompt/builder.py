@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tagger.product import Product
 from tagger.prompt.render import Message, PromptTemplate
 from tagger.taxonomy import Category, Taxonomy
+
+
+@dataclass(frozen=True)
+class Example:
+    """A few-shot turn: a product and the answer (JSON text) the model should have given for this stage."""
+
+    product: Product
+    answer: str
 
 
 class PromptBuilder:
@@ -23,16 +32,21 @@ class PromptBuilder:
         }
         self._all_paths = [c.full_path for c in taxonomy.categories.values()]
 
-    def _render(self, product: Product, stage: str, **variables: Any) -> list[Message]:
+    def _render(self, product: Product, stage: str, examples: Sequence[Example], **variables: Any) -> list[Message]:
+        shots = [{"product": e.product.as_template_vars(), "answer": e.answer} for e in examples]
         return self.template.render(
-            **self._shared, product=product.as_template_vars(), examples=[], stage=stage, **variables
+            **self._shared, product=product.as_template_vars(), examples=shots, stage=stage, **variables
         )
 
-    def category_messages(self, product: Product, choices: Sequence[Category] | None = None) -> list[Message]:
+    def category_messages(
+        self, product: Product, choices: Sequence[Category] | None = None, examples: Sequence[Example] = ()
+    ) -> list[Message]:
         paths = self._all_paths if choices is None else [c.full_path for c in choices]
-        return self._render(product, "category", categories=paths)
+        return self._render(product, "category", examples, categories=paths)
 
-    def attribute_messages(self, product: Product, category: Category) -> list[Message]:
+    def attribute_messages(
+        self, product: Product, category: Category, examples: Sequence[Example] = ()
+    ) -> list[Message]:
         # Attribute objects, not dicts: in Jinja `attribute.values` on a dict would be the dict's method.
         attributes = self.taxonomy.attributes_for(category.id)
-        return self._render(product, "attributes", category=category.full_path, attributes=attributes)
+        return self._render(product, "attributes", examples, category=category.full_path, attributes=attributes)
