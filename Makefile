@@ -8,7 +8,7 @@ LLAMA_CPP = llama-cpp-python==0.3.36
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
-.PHONY: install test test-slow lint bench
+.PHONY: install test test-slow lint gate bench
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,9 @@ lint: install
 	$(VENV)/bin/ruff check tagger tests benchmarks
 	$(VENV)/bin/ruff format --check tagger tests benchmarks
 	$(VENV)/bin/mypy
+
+gate: install
+	$(VENV)/bin/tagger eval evals/smoke.yaml --out eval-results/smoke
 
 bench: install
 	$(VENV)/bin/python benchmarks/bench_slice.py
