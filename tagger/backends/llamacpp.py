@@ -32,7 +32,7 @@ class LlamaCppBackend:
 
     def __init__(
         self,
-        model_path: str | Path | None = None,
+        model: str | Path | None = None,
         *,
         n_ctx: int = 4096,
         n_threads: int | None = None,
@@ -42,7 +42,7 @@ class LlamaCppBackend:
         from llama_cpp import Llama
         from outlines.backends.llguidance import LLGuidanceBackend
 
-        path = Path(model_path) if model_path else embedded_model_path()
+        path = Path(model) if model else embedded_model_path()
         self.model = path.name
         self.decoding = decoding or Decoding()
         # llama.cpp defaults to half the cores; generation here is ~40% faster on all of them (STACK.md).

