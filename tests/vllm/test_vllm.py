@@ -21,7 +21,8 @@ from tests.conftest import SAMPLE_CATALOG
 from tests.vllm.conftest import SERVED_NAME, Server, start_server
 
 pytestmark = pytest.mark.vllm
-PRODUCTS = [p for _, p in read_jsonl(SAMPLE_CATALOG) if isinstance(p, Product)]
+# vLLM's CPU build decodes at ~1 s per step on these AVX2-only cores (measured): 8 products keep the suite in minutes.
+PRODUCTS = [p for _, p in read_jsonl(SAMPLE_CATALOG) if isinstance(p, Product)][:8]
 
 
 def _all_conform(records: list[Record], taxonomy: Taxonomy) -> list[TagRecord]:
@@ -42,7 +43,7 @@ def test_offline_engine_tags_a_batch_inside_the_taxonomy(vllm_backend: object, d
 @pytest.mark.parametrize("structured", ["structured_outputs", "response_format"])
 def test_server_in_both_structured_modes(vllm_server: Server, default_taxonomy: Taxonomy, structured: str) -> None:
     backend = OpenAIBackend(vllm_server.url, structured=structured, concurrency=8)  # type: ignore[arg-type]
-    records = _all_conform(Tagger(default_taxonomy, backend).tag_batch(PRODUCTS[:8]), default_taxonomy)
+    records = _all_conform(Tagger(default_taxonomy, backend).tag_batch(PRODUCTS), default_taxonomy)
     assert backend.model == SERVED_NAME  # discovered from /v1/models
     assert records[0].provenance.backend == "openai"
 
@@ -74,16 +75,16 @@ def test_three_backends_agree_report(
 def test_server_killed_mid_run_gives_row_errors_and_a_rerun_completes(hf_model: Path, tmp_path: Path) -> None:
     server = start_server(hf_model, tmp_path / "fault.log")
     source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    source.write_text(SAMPLE_CATALOG.read_text())
+    source.write_text("".join(line + "\n" for line in SAMPLE_CATALOG.read_text().splitlines()[: len(PRODUCTS)]))
 
     def command(url: str) -> list[str]:
         return [sys.executable, "-m", "tagger", "generate", str(source), "-o", str(output), "-q",
-                "--backend", "openai", "--base-url", url, "--batch-size", "2"]  # fmt: skip
+                "--backend", "openai", "--base-url", url, "--batch-size", "1"]  # fmt: skip
 
     try:
         run = subprocess.Popen(command(server.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and (not output.exists() or len(output.read_text().splitlines()) < 4):
+        while time.monotonic() < deadline and (not output.exists() or len(output.read_text().splitlines()) < 2):
             time.sleep(0.2)
         server.kill()  # SIGKILL mid-run: connections drop, new ones are refused
         _, stderr = run.communicate(timeout=600)
@@ -95,7 +96,7 @@ def test_server_killed_mid_run_gives_row_errors_and_a_rerun_completes(hf_model: 
     assert len(lines) == len(PRODUCTS)
     tagged = [line for line in lines if "category" in line]
     failed = [line for line in lines if "error" in line]
-    assert len(tagged) >= 4 and failed
+    assert len(tagged) >= 2 and failed
     assert {line["error"]["kind"] for line in failed} == {"backend_error"}
     assert all(line["id"] for line in failed)
 

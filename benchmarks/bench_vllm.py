@@ -1,0 +1,125 @@
+"""Benchmark of the vLLM backends on this machine, against llama.cpp, on the same products (run in .venv-vllm).
+
+    python benchmarks/bench_vllm.py [--n 200] [--data-root ../shared/data] [--out benchmarks/results/vllm.json]
+                                    [--structured-backend auto] [--skip-llamacpp]
+
+Reports products/s of the full two-stage pipeline for vLLM offline (the whole set in one batch per stage), the vLLM
+server at 1, 8 and 32 requests in flight, and llama.cpp; the ratio of constrained to unconstrained vLLM time for the
+same prompts; engine and server start times; peak RSS of this process and of the server's processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tree_peak_rss_mb(pid: int) -> float:
+    """Sum of VmHWM (peak resident) over a process and its children, from /proc."""
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")), 0) / 1024
+        stack += [int(c) for c in children]
+    return total
+
+
+def _rate(tagger: Any, products: list[Any]) -> tuple[float, int]:
+    from tagger.records import TagRecord
+
+    start = time.perf_counter()
+    records = tagger.tag_batch(products)
+    seconds = time.perf_counter() - start
+    return len(products) / seconds, sum(isinstance(r, TagRecord) for r in records)
+
+
+def main() -> None:
+    from tagger.backends import Request
+    from tagger.backends.convert import embedded_hf_model
+    from tagger.backends.openai import OpenAIBackend
+    from tagger.backends.vllm import VLLMBackend
+    from tagger.pipeline import CATEGORY_MAX_TOKENS, Tagger
+    from tagger.product import Product, read_jsonl
+    from tagger.taxonomy import load_taxonomy
+    from tests.vllm.conftest import start_server
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=200)
+    default_root = os.environ.get("TAGGER_DATA_ROOT", str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--data-root", type=Path, default=Path(default_root))
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "vllm.json")
+    parser.add_argument("--structured-backend", default="auto")
+    parser.add_argument("--skip-llamacpp", action="store_true")
+    args = parser.parse_args()
+
+    products = [p for _, p in read_jsonl(args.data_root / "flipkart" / "dev.jsonl") if isinstance(p, Product)]
+    products = products[: args.n]
+    taxonomy = load_taxonomy()
+    model = embedded_hf_model()
+    report: dict[str, Any] = {"products": len(products), "taxonomy": f"{taxonomy.name} {taxonomy.version}"}
+
+    start = time.perf_counter()
+    engine = VLLMBackend(
+        str(model), enforce_eager=True, max_model_len=2048, structured_outputs_backend=args.structured_backend
+    )
+    report["vllm_engine_start_s"] = time.perf_counter() - start
+    tagger = Tagger(taxonomy, engine)
+    report["vllm_offline_products_per_s"], report["vllm_offline_tagged"] = _rate(tagger, products)
+    requests = [
+        Request(tagger.prompts.category_messages(p), tagger.schemas.category, CATEGORY_MAX_TOKENS) for p in products
+    ]
+    free = [Request(r.messages, None, r.max_tokens) for r in requests]
+    t0 = time.perf_counter()
+    constrained = engine.generate(requests)
+    t1 = time.perf_counter()
+    unconstrained = engine.generate(free)
+    t2 = time.perf_counter()
+    tokens_c = sum(c.completion_tokens for c in constrained)
+    tokens_u = sum(c.completion_tokens for c in unconstrained)
+    report["vllm_constrained_to_unconstrained_time"] = (t1 - t0) / (t2 - t1)
+    report["vllm_constrained_to_unconstrained_per_token"] = ((t1 - t0) / tokens_c) / ((t2 - t1) / tokens_u)
+    report["peak_rss_mb_after_offline"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    engine.close()
+
+    start = time.perf_counter()
+    server = start_server(model, args.out.with_suffix(".server.log"))
+    report["vllm_server_start_s"] = time.perf_counter() - start
+    try:
+        for inflight in (1, 8, 32):
+            backend = OpenAIBackend(server.url, concurrency=inflight)
+            rate, tagged = _rate(Tagger(taxonomy, backend), products)
+            report[f"vllm_server_{inflight}_inflight_products_per_s"] = rate
+            report[f"vllm_server_{inflight}_inflight_tagged"] = tagged
+        report["server_peak_rss_mb"] = _tree_peak_rss_mb(server.process.pid)
+    finally:
+        server.stop()
+
+    if not args.skip_llamacpp:
+        from tagger.backends.llamacpp import LlamaCppBackend
+
+        report["llamacpp_products_per_s"], report["llamacpp_tagged"] = _rate(
+            Tagger(taxonomy, LlamaCppBackend()), products
+        )
+    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    for key, value in report.items():
+        print(f"  {key:48s} {value:.3f}" if isinstance(value, float) else f"  {key:48s} {value}")
+
+
+if __name__ == "__main__":
+    main()
