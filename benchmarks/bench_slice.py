@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import time
 from pathlib import Path
@@ -22,6 +21,8 @@ from llguidance import LLMatcher
 
 from tagger.backends import Request
 from tagger.backends.llamacpp import LlamaCppBackend
+from tagger.evals.config import default_data_root
+from tagger.evals.metrics import percentile
 from tagger.pipeline import ATTRIBUTE_MAX_TOKENS, CATEGORY_MAX_TOKENS, Tagger
 from tagger.product import Product, read_jsonl
 from tagger.records import TagRecord
@@ -33,11 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def timed(fn: Any) -> tuple[Any, float]:
@@ -122,8 +118,7 @@ def run_taxonomy(backend: LlamaCppBackend, taxonomy: Taxonomy, products: list[Pr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=50)
-    default_root = os.environ.get("TAGGER_DATA_ROOT", str(ROOT.parent / "shared" / "data"))
-    parser.add_argument("--data-root", type=Path, default=Path(default_root))
+    parser.add_argument("--data-root", type=Path, default=default_data_root())
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "slice.json")
     args = parser.parse_args()
 

@@ -52,6 +52,7 @@ def main() -> None:
     from tagger.backends.convert import embedded_hf_model
     from tagger.backends.openai import OpenAIBackend
     from tagger.backends.vllm import VLLMBackend
+    from tagger.evals.config import default_data_root
     from tagger.pipeline import CATEGORY_MAX_TOKENS, Tagger
     from tagger.product import Product, read_jsonl
     from tagger.taxonomy import load_taxonomy
@@ -59,8 +60,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200)
-    default_root = os.environ.get("TAGGER_DATA_ROOT", str(ROOT.parent / "shared" / "data"))
-    parser.add_argument("--data-root", type=Path, default=Path(default_root))
+    parser.add_argument("--data-root", type=Path, default=default_data_root())
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "vllm.json")
     parser.add_argument("--structured-backend", default="auto")
     parser.add_argument("--skip-llamacpp", action="store_true")

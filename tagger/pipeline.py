@@ -49,7 +49,6 @@ class Tagger:
         self.template = template or load_template()
         self.prompts = PromptBuilder(self.taxonomy, self.template)
         self.schemas = SchemaSet(self.taxonomy)
-        self._categories = list(self.taxonomy.categories.values())
         self.provenance = Provenance(
             model=self.backend.model,
             backend=self.backend.name,
@@ -99,7 +98,8 @@ class Tagger:
             requests.append((item, Request(messages, self.schemas.category, CATEGORY_MAX_TOKENS)))
         for item, completion in self._run_stage(requests):
             try:
-                item.category = read_category(completion.text, self._categories, completion.finish_reason == "length")
+                truncated = completion.finish_reason == "length"
+                item.category = read_category(completion.text, self.taxonomy.by_path, truncated)
             except OutputError as exc:
                 item.error = _error(item.product, exc.kind, str(exc))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,14 +33,14 @@ def _json_object(text: str, truncated: bool) -> dict[str, Any]:
     return answer
 
 
-def read_category(text: str, allowed: Sequence[Category], truncated: bool = False) -> Category:
-    """The category named by a stage-1 answer; it must be one of `allowed` (a path, matched exactly or by case)."""
+def read_category(text: str, allowed: Mapping[str, Category], truncated: bool = False) -> Category:
+    """The category named by a stage-1 answer; its path must be a key of `allowed` (exactly, or but for case)."""
     answer = _json_object(text, truncated)
     path = answer.get("category")
     if not isinstance(path, str):
         raise OutputError("invalid_output", f"model output has no category: {text[:200]!r}")
-    by_path = {c.full_path: c for c in allowed}
-    found = by_path.get(path) or {p.casefold(): c for p, c in by_path.items()}.get(path.casefold())
+    # The case-folded lookup is built only on a miss: a constrained backend always hits exactly.
+    found = allowed.get(path) or {p.casefold(): c for p, c in allowed.items()}.get(path.casefold())
     if found is None:
         raise OutputError("not_in_taxonomy", f"category {path[:200]!r} is not an allowed category")
     return found

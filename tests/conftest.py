@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tagger.backends.llamacpp import LlamaCppBackend
+from tagger.evals.config import default_data_root
 from tagger.pipeline import Tagger
 from tagger.taxonomy import Taxonomy, load_taxonomy
 
 ROOT = Path(__file__).resolve().parent.parent
 # Where the shared datasets live; point TAGGER_DATA_ROOT at your own copy.
-DATA_ROOT = Path(os.environ.get("TAGGER_DATA_ROOT", ROOT.parent / "shared" / "data"))
+DATA_ROOT = default_data_root()
 SHOPIFY_DIR = DATA_ROOT / "shopify-taxonomy"
 GOOGLE_FILE = DATA_ROOT / "google-taxonomy" / "taxonomy-with-ids.en-US.txt"
 SAMPLE_CATALOG = ROOT / "examples" / "catalog.jsonl"

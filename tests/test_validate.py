@@ -9,7 +9,7 @@ from tagger.validate import OutputError, check_record, find_span, read_attribute
 
 
 def test_read_category_exact_and_by_case(default_taxonomy: Taxonomy) -> None:
-    allowed = list(default_taxonomy.categories.values())
+    allowed = default_taxonomy.by_path
     path = "Apparel & Accessories > Clothing > Tops > T-Shirts"
     assert read_category(json.dumps({"category": path}), allowed).id == "t-shirts"
     assert read_category(json.dumps({"category": path.upper()}), allowed).id == "t-shirts"
@@ -26,17 +26,18 @@ def test_read_category_exact_and_by_case(default_taxonomy: Taxonomy) -> None:
 )
 def test_read_category_rejects(default_taxonomy: Taxonomy, text: str, kind: str, message: str) -> None:
     with pytest.raises(OutputError, match=message) as caught:
-        read_category(text, list(default_taxonomy.categories.values()))
+        read_category(text, default_taxonomy.by_path)
     assert caught.value.kind == kind
 
 
 def test_truncated_output_says_so(default_taxonomy: Taxonomy) -> None:
     with pytest.raises(OutputError, match="cut at the token limit"):
-        read_category('{"category": "Elec', list(default_taxonomy.categories.values()), truncated=True)
+        read_category('{"category": "Elec', default_taxonomy.by_path, truncated=True)
 
 
 def test_a_category_outside_the_shortlist_is_refused(default_taxonomy: Taxonomy) -> None:
-    shortlist = [default_taxonomy.categories["t-shirts"]]
+    shirts = default_taxonomy.categories["t-shirts"]
+    shortlist = {shirts.full_path: shirts}
     with pytest.raises(OutputError, match="not an allowed category"):
         read_category('{"category": "Electronics"}', shortlist)
 

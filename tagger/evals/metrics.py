@@ -165,7 +165,8 @@ def conformance(samples: Sequence[ScoredSample]) -> float | None:
     return _share([s.conforms for s in samples if s.error is None])
 
 
-def _percentile(values: Sequence[float], q: float) -> float | None:
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The nearest-rank q-quantile (0 <= q <= 1), None for no values."""
     if not values:
         return None
     ordered = sorted(values)
@@ -174,12 +175,12 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
 
 @metric("latency_p50_s")
 def latency_p50(samples: Sequence[ScoredSample]) -> float | None:
-    return _percentile([s.seconds for s in samples], 0.5)
+    return percentile([s.seconds for s in samples], 0.5)
 
 
 @metric("latency_p95_s")
 def latency_p95(samples: Sequence[ScoredSample]) -> float | None:
-    return _percentile([s.seconds for s in samples], 0.95)
+    return percentile([s.seconds for s in samples], 0.95)
 
 
 @metric("prompt_tokens")
