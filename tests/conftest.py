@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from tagger.pipeline import Tagger
 from tagger.taxonomy import Taxonomy, load_taxonomy
 
 ROOT = Path(__file__).resolve().parent.parent
+# tests/vllm needs vLLM's own environment (.venv-vllm, `make test-vllm`); elsewhere it is not collected.
+collect_ignore = [] if importlib.util.find_spec("vllm") else ["vllm"]
+
 # Where the shared datasets live; point TAGGER_DATA_ROOT at your own copy.
 DATA_ROOT = default_data_root()
 SHOPIFY_DIR = DATA_ROOT / "shopify-taxonomy"
