@@ -23,8 +23,9 @@ from tagger.backends import Request
 from tagger.backends.llamacpp import LlamaCppBackend
 from tagger.evals.config import default_data_root
 from tagger.evals.metrics import percentile
+from tagger.io import read_rows
 from tagger.pipeline import ATTRIBUTE_MAX_TOKENS, CATEGORY_MAX_TOKENS, Tagger
-from tagger.product import Product, read_jsonl
+from tagger.product import Product
 from tagger.records import TagRecord
 from tagger.schema import SchemaSet
 from tagger.taxonomy import Taxonomy, load_taxonomy
@@ -122,7 +123,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "slice.json")
     args = parser.parse_args()
 
-    rows = read_jsonl(args.data_root / "flipkart" / "dev.jsonl")
+    rows = read_rows(args.data_root / "flipkart" / "dev.jsonl")
     products = [p for _, p in rows if isinstance(p, Product)][: args.n]
     start_rss = peak_rss_mb()
     backend, load_s = timed(LlamaCppBackend)

@@ -53,8 +53,9 @@ def main() -> None:
     from tagger.backends.openai import OpenAIBackend
     from tagger.backends.vllm import VLLMBackend
     from tagger.evals.config import default_data_root
+    from tagger.io import read_rows
     from tagger.pipeline import CATEGORY_MAX_TOKENS, Tagger
-    from tagger.product import Product, read_jsonl
+    from tagger.product import Product
     from tagger.taxonomy import load_taxonomy
     from tests.vllm.conftest import start_server
 
@@ -66,7 +67,7 @@ def main() -> None:
     parser.add_argument("--skip-llamacpp", action="store_true")
     args = parser.parse_args()
 
-    products = [p for _, p in read_jsonl(args.data_root / "flipkart" / "dev.jsonl") if isinstance(p, Product)]
+    products = [p for _, p in read_rows(args.data_root / "flipkart" / "dev.jsonl") if isinstance(p, Product)]
     products = products[: args.n]
     taxonomy = load_taxonomy()
     model = embedded_hf_model()

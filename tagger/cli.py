@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tagger.product import DEFAULT_FIELDS, Product, ProductError, product_from_record
+from tagger.clean import CleaningConfig
+from tagger.product import DEFAULT_FIELDS, Columns, Product, ProductError, product_from_record
 from tagger.prompt import PromptBuilder, PromptError, load_template
 from tagger.records import ErrorRecord, Record, to_json_line
 from tagger.schema import SchemaSet
@@ -83,18 +89,26 @@ def _product(json_text: str | None, title: str | None, description: str, brand: 
         raise _fail(str(exc)) from exc
 
 
-def _tagger(taxonomy: str | None, template: str | None, backend: str, model: str | None, base_url: str | None) -> Any:
+def _tagger(
+    taxonomy: str | None,
+    template: str | None,
+    backend: str,
+    model: str | None,
+    base_url: str | None,
+    options: dict[str, Any] | None = None,
+    cleaning: CleaningConfig | None = None,
+) -> Any:
     from tagger.backends import make_backend
     from tagger.pipeline import Tagger
 
     tax = _taxonomy(taxonomy)
     try:
         prompt = load_template(template)
-        options = {"base_url": base_url} if backend == "openai" else {}
-        engine = make_backend(backend, model, **options)
+        engine_options = dict(options or {}) | ({"base_url": base_url} if backend == "openai" else {})
+        engine = make_backend(backend, model, **engine_options)
     except (PromptError, ValueError) as exc:
         raise _fail(str(exc)) from exc
-    return Tagger(tax, engine, prompt)
+    return Tagger(tax, engine, prompt, cleaning)
 
 
 def _category(taxonomy: Taxonomy, key: str) -> Category:
@@ -200,58 +214,174 @@ def tag(
 
 @app.command()
 def generate(
-    source: Annotated[Path, typer.Argument(help="Products as JSONL: id, title, description, more fields")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the records (JSONL)")],
+    source: Annotated[str, typer.Argument(help="Products: a JSONL, CSV, TSV or Parquet file, or - for stdin (JSONL)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where the records go: .jsonl or .parquet")],
     taxonomy: TaxonomyOpt = None,
     template: TemplateOpt = None,
     backend: BackendOpt = "llamacpp",
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N rows")] = None,
-    batch_size: Annotated[int, typer.Option(help="Products per backend call")] = 8,
+    input_format: Annotated[
+        Optional[str], typer.Option("--input-format", help="jsonl, csv, tsv or parquet [default: from the suffix]")
+    ] = None,
+    id_column: Annotated[str, typer.Option("--id-column", help="The input column with the product id")] = "id",
+    title_column: Annotated[str, typer.Option("--title-column", help="The input column with the title")] = "title",
+    description_column: Annotated[
+        str, typer.Option("--description-column", help="The input column with the description")
+    ] = "description",
     field: FieldOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N rows")] = None,
+    batch_size: Annotated[int, typer.Option(help="Products per backend call (vllm: use hundreds)")] = 8,
+    workers: Annotated[int, typer.Option(help="Parallel batches, each with its own backend instance")] = 1,
+    max_in_flight: Annotated[int, typer.Option(help="openai: requests in flight, over all workers")] = 8,
+    restart: Annotated[bool, typer.Option("--restart", help="Drop the earlier output and start over")] = False,
+    rejects: Annotated[
+        Optional[Path], typer.Option(help="Where rows that could not be tagged go [default: <output>.rejects.jsonl]")
+    ] = None,
+    cache: Annotated[Optional[Path], typer.Option(help="The result cache [default: in the user cache]")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor fill the result cache")] = False,
+    no_clean: Annotated[bool, typer.Option("--no-clean", help="Give the model the text as it is")] = False,
+    description_tokens: Annotated[
+        int, typer.Option(help="Cut descriptions to this many tokens (recorded in provenance)")
+    ] = CleaningConfig.description_tokens,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, errors only")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every batch and reject")] = False,
 ) -> None:
-    """Tag a catalog: one output line per input row, an error record for a row that failed, and go on."""
-    from tagger.run import generate_file
+    """Tag a catalog, resumably: rerun the same command after a crash and it does only what is left.
 
-    if not source.is_file():
+    One record per product goes to the output; rows that could not be tagged go to the rejects file with row, id
+    and reason. Exit 0 when every row was tagged, 3 when some were rejected."""
+    from tagger.cache import ResultCache, default_cache_path
+    from tagger.io import STDIN, count_rows, detect_format
+    from tagger.run import RunOptions, rejects_path
+    from tagger.run import generate as run_generate
+
+    _logging(quiet, verbose)
+    if source != STDIN and not Path(source).is_file():
         raise _fail(f"input file not found: {source}")
-    tagger = _tagger(taxonomy, template, backend, model, base_url)
+    if output.suffix.lower() not in (".jsonl", ".parquet"):
+        raise _fail(f"the output must be a .jsonl or .parquet file, got {output}")
+    if workers > 1 and backend == "vllm":
+        raise _fail("the vllm backend batches inside one engine: use --batch-size, not --workers")
+    try:
+        fmt = detect_format(source, input_format)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    columns = Columns(id_column, title_column, description_column, tuple(field or DEFAULT_FIELDS))
+    cleaning = CleaningConfig(enabled=not no_clean, description_tokens=description_tokens)
+    engine_options = _worker_options(backend, workers, max_in_flight)
+    taggers = [
+        _tagger(taxonomy, template, backend, model, base_url, engine_options, cleaning) for _ in range(max(1, workers))
+    ]
+    options = RunOptions(fmt, columns, limit, batch_size, restart, rejects)
+    total = None if limit is not None else count_rows(source, fmt)
+    result_cache = None if no_cache else ResultCache(cache or default_cache_path())
+    try:
+        with _progress(quiet, total or limit) as update:
+            summary = run_generate(taggers, source, output, options, result_cache, update)
+    except (ValueError, OSError) as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        for worker in taggers:
+            worker.close()
+        if result_cache is not None:
+            result_cache.close()
+    rate = summary.tagged / summary.seconds if summary.seconds else 0.0
+    err.print(
+        f"{summary.rows} rows: {summary.tagged} tagged ({summary.generated} by the model, {summary.reused} reused), "
+        f"{summary.resumed} done before, {summary.failed} rejected; {rate:.2f} products/s -> {output}"
+    )
+    for kind, count in summary.rejected.most_common():
+        err.print(f"  {count} x {kind}")
+    if summary.failed:
+        err.print(f"rejected rows: {options.rejects or rejects_path(output)}")
+        raise typer.Exit(EXIT_ROWS_FAILED)
+
+
+def _worker_options(backend: str, workers: int, max_in_flight: int) -> dict[str, Any]:
+    if backend == "llamacpp" and workers > 1:
+        return {"n_threads": max(1, (os.cpu_count() or 1) // workers)}  # the cores are shared out, not oversubscribed
+    if backend == "openai":
+        return {"concurrency": max(1, -(-max_in_flight // max(1, workers)))}
+    return {}
+
+
+def _logging(quiet: bool, verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
+
+
+@contextmanager
+def _progress(quiet: bool, total: int | None) -> Iterator[Callable[[Any], None]]:
+    """A progress bar over rows: products/s, ETA, and the done / reused / rejected counts."""
     progress = Progress(
         TextColumn("tagging"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[failed]} failed"),
-        TimeElapsedColumn(),
+        TextColumn("{task.fields[rate]:.2f} products/s"),
+        TextColumn("{task.fields[reused]} reused, {task.fields[resumed]} done before"),
+        TextColumn("{task.fields[rejected]} rejected"),
+        TimeRemainingColumn(),
         console=err,
         disable=quiet,
     )
-    with progress, output.open("w", encoding="utf-8") as sink:
-        task = progress.add_task("tag", total=limit, failed=0)
-        failed = 0
+    with progress:
+        task = progress.add_task("tag", total=total, rate=0.0, reused=0, resumed=0, rejected=0)
 
-        def advance(record: Record) -> None:
-            nonlocal failed
-            failed += isinstance(record, ErrorRecord)
-            progress.update(task, advance=1, failed=failed)
+        def update(summary: Any) -> None:
+            rate = summary.tagged / summary.seconds if summary.seconds else 0.0
+            progress.update(
+                task,
+                completed=summary.rows,
+                rate=rate,
+                reused=summary.reused,
+                resumed=summary.resumed,
+                rejected=summary.failed,
+            )
 
-        summary = generate_file(
-            tagger,
-            source,
-            sink,
-            limit=limit,
-            batch_size=batch_size,
-            fields=field or DEFAULT_FIELDS,
-            on_record=advance,
-        )
-    tagger.close()
-    rate = summary.rows / summary.seconds if summary.seconds else 0.0
-    err.print(f"{summary.rows} rows: {summary.tagged} tagged, {summary.failed} failed ({rate:.2f} rows/s) -> {output}")
-    for kind, count in summary.errors.most_common():
-        err.print(f"  {count} x {kind}")
-    if summary.failed:
-        raise typer.Exit(EXIT_ROWS_FAILED)
+        yield update
+
+
+@app.command("cache")
+def cache_command(
+    action: Annotated[str, typer.Argument(help="show or clear")] = "show",
+    cache: Annotated[Optional[Path], typer.Option(help="The result cache [default: in the user cache]")] = None,
+    scope: Annotated[Optional[str], typer.Option(help="clear: only this scope (a prefix of its id)")] = None,
+) -> None:
+    """Show what the result cache holds (by model, template and taxonomy), or clear it."""
+    from tagger.cache import ResultCache, default_cache_path
+
+    path = cache or default_cache_path()
+    if action not in ("show", "clear"):
+        raise _fail(f"unknown action {action!r}: show or clear")
+    if not path.exists():
+        out.print(f"no cache at {path}")
+        return
+    store = ResultCache(path)
+    try:
+        if action == "clear":
+            removed = store.clear(scope)
+            out.print(f"removed {removed:,} results from {path}")
+            return
+        table = Table(title=f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+        for column in ("scope", "entries", "model", "template", "taxonomy", "tagger", "last used"):
+            table.add_column(column)
+        for stats in store.stats():
+            d = stats.description
+            table.add_row(
+                stats.scope[:12],
+                f"{stats.entries:,}",
+                f"{d.get('backend')}:{d.get('model')}",
+                f"{d.get('template')} {str(d.get('template_hash'))[:8]}",
+                f"{d.get('taxonomy')} {d.get('taxonomy_version')}",
+                str(d.get("tagger_version")),
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(stats.last)),
+            )
+        out.print(table)
+    finally:
+        store.close()
 
 
 @app.command("convert-model")

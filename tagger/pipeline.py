@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tagger import __version__
 from tagger.backends import Backend, Completion, Request, make_backend
+from tagger.clean import Cleaned, Cleaner, CleaningConfig, Truncation
 from tagger.product import Product
 from tagger.prompt import PromptBuilder, PromptError, PromptTemplate, load_template
 from tagger.records import CategoryRef, ErrorInfo, ErrorRecord, Provenance, Record, TagRecord, Usage
@@ -29,6 +31,7 @@ class _Pending:
 
     product: Product
     usage: Usage
+    truncated: list[Truncation]
     category: Category | None = None
     error: ErrorRecord | None = None
     values: dict[str, list[str]] = field(default_factory=dict)
@@ -43,10 +46,12 @@ class Tagger:
         taxonomy: Taxonomy | None = None,
         backend: Backend | None = None,
         template: PromptTemplate | None = None,
+        cleaning: CleaningConfig | None = None,
     ) -> None:
         self.taxonomy = taxonomy or load_taxonomy()
         self.backend = backend or make_backend()
         self.template = template or load_template()
+        self.cleaner = Cleaner(cleaning, self.backend.tokenizer)
         self.prompts = PromptBuilder(self.taxonomy, self.template)
         self.schemas = SchemaSet(self.taxonomy)
         self.provenance = Provenance(
@@ -56,9 +61,16 @@ class Tagger:
             template_hash=self.template.hash,
             taxonomy=self.taxonomy.name,
             taxonomy_version=self.taxonomy.version,
+            taxonomy_fingerprint=self.taxonomy.fingerprint,
             tagger_version=__version__,
             decoding=self.backend.decoding.as_dict(),
+            cleaning=self.cleaner.config.hash,
         )
+
+    @property
+    def scope(self) -> dict[str, Any]:
+        """Everything that shapes an answer besides the product: the result cache's key, with the content's."""
+        return self.provenance.model_dump(exclude={"truncated"})
 
     # --- tagging ---------------------------------------------------------------------------------------------------
 
@@ -66,8 +78,13 @@ class Tagger:
         return self.tag_batch([product])[0]
 
     def tag_batch(self, products: Sequence[Product], categories: Sequence[Category] | None = None) -> list[Record]:
-        """Records in input order. With `categories` (one per product), only the attribute stage runs."""
-        pending = [_Pending(p, Usage()) for p in products]
+        """Records in input order, each product cleaned first. With `categories` (one per product), only the
+        attribute stage runs."""
+        return self.tag_cleaned([self.cleaner.clean(p) for p in products], categories)
+
+    def tag_cleaned(self, items: Sequence[Cleaned], categories: Sequence[Category] | None = None) -> list[Record]:
+        """`tag_batch` for products cleaned already (a bulk run cleans first to find duplicates and cache hits)."""
+        pending = [_Pending(item.product, Usage(), item.truncated) for item in items]
         if categories is None:
             self._choose_categories(pending)
         else:
@@ -137,7 +154,21 @@ class Tagger:
             attributes=item.values,
             warnings=item.warnings,
             usage=item.usage,
-            provenance=self.provenance,
+            provenance=self._provenance(item.truncated),
+        )
+
+    def _provenance(self, truncated: list[Truncation]) -> Provenance:
+        return self.provenance.model_copy(update={"truncated": truncated}) if truncated else self.provenance
+
+    def reuse(self, result: dict[str, Any], product_id: str, truncated: list[Truncation]) -> TagRecord:
+        """A record for `product_id` from another product's result (the cache, or a duplicate in this run)."""
+        return TagRecord(
+            id=product_id,
+            category=CategoryRef.model_validate(result["category"]),
+            attributes=result["attributes"],
+            warnings=result["warnings"],
+            provenance=self._provenance(truncated),
+            reused_from=result["id"],
         )
 
     def close(self) -> None:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 DEFAULT_FIELDS: tuple[str, ...] = ("brand",)
 # Only the fields asked for reach the prompt: dataset rows also carry gold labels that must never leak into it.
 
-MAX_TITLE_CHARS = 1_000
-MAX_FIELD_CHARS = 5_000
-MAX_DESCRIPTION_CHARS = 100_000
+# Hard limits on raw input, so one runaway row cannot exhaust memory; text under them is cut to a token budget by
+# cleaning (tagger.clean), which is what decides how much the model reads.
+MAX_TITLE_CHARS = 2_000
+MAX_FIELD_CHARS = 10_000
+MAX_DESCRIPTION_CHARS = 1_000_000
 
 
 class ProductError(ValueError):
@@ -58,56 +58,43 @@ def _text(value: Any, name: str, limit: int, pid: str | None, row: int | None) -
     return value.strip()
 
 
-def product_from_record(
-    record: Mapping[str, Any], row: int | None = None, fields: Sequence[str] = DEFAULT_FIELDS
-) -> Product:
-    raw_id = record.get("id")
+@dataclass(frozen=True)
+class Columns:
+    """Which input column holds what: a shop export names its columns its own way."""
+
+    id: str = "id"
+    title: str = "title"
+    description: str = "description"
+    fields: tuple[str, ...] = DEFAULT_FIELDS  # extra columns shown to the model under their own names
+
+    @property
+    def names(self) -> list[str]:
+        return list(dict.fromkeys([self.id, self.title, self.description, *self.fields]))
+
+
+def product_from_record(record: Mapping[str, Any], row: int | None = None, columns: Columns | None = None) -> Product:
+    col = columns or Columns()
+    raw_id = record.get(col.id)
     if raw_id is None or raw_id == "":
-        raise ProductError("missing_id", "no 'id'", None, row)
+        raise ProductError("missing_id", f"no {col.id!r}", None, row)
     if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
-        raise ProductError("wrong_type", f"'id' must be text or an integer, got {type(raw_id).__name__}", None, row)
-    pid = str(raw_id)
-    if "title" not in record or record["title"] in (None, ""):
-        raise ProductError("missing_title", "no 'title'", pid, row)
-    title = _text(record["title"], "title", MAX_TITLE_CHARS, pid, row)
+        kind = type(raw_id).__name__
+        raise ProductError("wrong_type", f"{col.id!r} must be text or an integer, got {kind}", None, row)
+    pid = str(raw_id).strip()
+    if record.get(col.title) in (None, ""):
+        raise ProductError("missing_title", f"no {col.title!r}", pid, row)
+    title = _text(record[col.title], col.title, MAX_TITLE_CHARS, pid, row)
     if not title:
         raise ProductError("missing_title", "the title is blank", pid, row)
-    description = record.get("description")
+    description = record.get(col.description)
     extras = {
         name: _text(record[name], name, MAX_FIELD_CHARS, pid, row)
-        for name in fields
+        for name in col.fields
         if record.get(name) not in (None, "")
     }
     return Product(
         id=pid,
         title=title,
-        description=_text(description, "description", MAX_DESCRIPTION_CHARS, pid, row) if description else "",
+        description=_text(description, col.description, MAX_DESCRIPTION_CHARS, pid, row) if description else "",
         fields={k: v for k, v in extras.items() if v},
     )
-
-
-def read_jsonl(path: Path, fields: Sequence[str] = DEFAULT_FIELDS) -> Iterator[tuple[int, Product | ProductError]]:
-    """(row, product or the error that names the row) for each non-blank line; never stops at a bad row."""
-    with path.open("rb") as handle:
-        for row, raw in enumerate(handle, start=1):
-            if raw.strip():
-                yield row, parse_line(raw, row, fields)
-
-
-def parse_line(raw: bytes, row: int, fields: Sequence[str] = DEFAULT_FIELDS) -> Product | ProductError:
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return ProductError(
-            "bad_encoding", f"not valid UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})", None, row
-        )
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return ProductError("bad_json", f"not valid JSON: {exc.msg} at column {exc.colno}", None, row)
-    if not isinstance(record, dict):
-        return ProductError("bad_json", f"expected a JSON object, got {type(record).__name__}", None, row)
-    try:
-        return product_from_record(record, row, fields)
-    except ProductError as exc:
-        return exc

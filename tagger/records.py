@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
+
+from tagger.clean import Truncation
 
 
 class CategoryRef(BaseModel):
@@ -19,8 +23,11 @@ class Provenance(BaseModel):
     template_hash: str
     taxonomy: str
     taxonomy_version: str
+    taxonomy_fingerprint: str
     tagger_version: str
     decoding: dict[str, float | int]
+    cleaning: str  # the cleaning config's hash, or "off"
+    truncated: list[Truncation] = Field(default_factory=list)  # fields cut to their token budget for this product
 
 
 class Usage(BaseModel):
@@ -41,6 +48,7 @@ class TagRecord(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     provenance: Provenance
+    reused_from: str | None = None  # the product whose generation this record reuses (cache or duplicate content)
 
 
 class ErrorInfo(BaseModel):
@@ -55,6 +63,16 @@ class ErrorRecord(BaseModel):
 
 
 Record = TagRecord | ErrorRecord
+
+
+def result_of(record: TagRecord) -> dict[str, Any]:
+    """What a record's tags are, apart from whose they are: what the cache keeps and a duplicate reuses."""
+    return {
+        "id": record.reused_from or record.id,
+        "category": record.category.model_dump(),
+        "attributes": record.attributes,
+        "warnings": record.warnings,
+    }
 
 
 def to_json_line(record: Record) -> str:

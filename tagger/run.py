@@ -1,44 +1,200 @@
-"""Bulk runs: a JSONL catalog in, a JSONL file of records out, streamed batch by batch."""
+"""Bulk runs: a catalog in, one record per product out, resumable, cached, deduplicated, rejects set aside.
+
+For each batch of rows, the main thread plans: it claims each id (skipping ids an earlier run finished), rejects bad
+rows, cleans the products and looks their content up in the cache. Only content that is neither cached nor already
+in flight goes to a worker's Tagger; finished batches are written in input order, to the journal first, then to
+the cache. A kill loses at most the batches in flight, and a rerun of the same command does the rest.
+"""
 
 from __future__ import annotations
 
+import logging
+import queue
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import IO
 
+from tagger.cache import ResultCache, scope_of
+from tagger.clean import Cleaned, content_key
+from tagger.io import RejectsFile, Row, finish_output, prepare_output, read_rows
+from tagger.io.seen import SeenIds
 from tagger.pipeline import Tagger
-from tagger.product import DEFAULT_FIELDS, Product, ProductError, read_jsonl
-from tagger.records import ErrorInfo, ErrorRecord, Record, to_json_line
+from tagger.product import Columns, Product, ProductError
+from tagger.records import ErrorInfo, ErrorRecord, Record, TagRecord, result_of, to_json_line
+
+log = logging.getLogger("tagger.run")
+
+
+@dataclass
+class RunOptions:
+    input_format: str | None = None  # from the suffix when None
+    columns: Columns = field(default_factory=Columns)
+    limit: int | None = None
+    batch_size: int = 8
+    restart: bool = False  # drop earlier output and start over
+    rejects: Path | None = None  # default: beside the output, <stem>.rejects.jsonl
 
 
 @dataclass
 class RunSummary:
     rows: int = 0
-    tagged: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
+    tagged: int = 0  # records written by this run
+    generated: int = 0  # of which the model made (the rest reuse a cached or duplicate result)
+    resumed: int = 0  # skipped: finished by an earlier run
+    rejected: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
     @property
+    def reused(self) -> int:
+        return self.tagged - self.generated
+
+    @property
     def failed(self) -> int:
-        return sum(self.errors.values())
-
-    def count(self, record: Record) -> None:
-        self.rows += 1
-        if isinstance(record, ErrorRecord):
-            self.errors[record.error.kind] += 1
-        else:
-            self.tagged += 1
+        return sum(self.rejected.values())
 
 
-def _batches(
-    rows: Iterator[tuple[int, Product | ProductError]], size: int
-) -> Iterator[list[tuple[int, Product | ProductError]]]:
+def rejects_path(output: Path) -> Path:
+    return output.with_name(output.name.split(".")[0] + ".rejects.jsonl")
+
+
+@dataclass
+class _Entry:
+    row: int
+    product_id: str | None
+    key: str = ""
+    cleaned: Cleaned | None = None
+    record: Record | None = None  # known at planning: a reject or a cache hit
+
+
+@dataclass
+class _Batch:
+    entries: list[_Entry]
+    generate: list[_Entry]  # one entry per distinct content not yet cached or in flight
+    future: Future[list[Record]] | None = None
+
+
+class BulkRun:
+    """One run over one source. Several taggers (one per worker) share the work; they must share their scope."""
+
+    def __init__(self, taggers: Sequence[Tagger], cache: ResultCache, summary: RunSummary) -> None:
+        self.taggers = taggers
+        self.cache = cache
+        self.summary = summary
+        self.scope = scope_of(taggers[0].scope)
+        self.seen = SeenIds()
+        self.in_flight: Counter[str] = Counter()
+        self.failures: dict[str, ErrorInfo] = {}  # content key -> why its generation failed (for its duplicates)
+        self._idle: queue.Queue[Tagger] = queue.Queue()
+        for tagger in taggers:
+            self._idle.put(tagger)
+
+    # --- planning (main thread) -------------------------------------------------------------------------------
+
+    def plan(self, rows: Sequence[Row]) -> _Batch:
+        entries = [self._entry(row, item) for row, item in rows]
+        self.seen.commit()
+        fresh = [e for e in entries if e.cleaned is not None]
+        hits = self.cache.get_many(self.scope, [e.key for e in fresh])
+        generate: dict[str, _Entry] = {}
+        for entry in fresh:
+            assert entry.cleaned is not None
+            if entry.key in hits:
+                entry.record = self.taggers[0].reuse(hits[entry.key], entry.cleaned.product.id, entry.cleaned.truncated)
+            elif entry.key not in self.in_flight and entry.key not in generate:
+                generate[entry.key] = entry
+        for entry in fresh:
+            if entry.record is None:
+                self.in_flight[entry.key] += 1
+        return _Batch(entries, list(generate.values()))
+
+    def _entry(self, row: int, item: Product | ProductError) -> _Entry:
+        if isinstance(item, ProductError):
+            return _Entry(row, item.product_id, record=_reject(item.product_id, row, item.kind, str(item)))
+        claim = self.seen.claim(item.id)
+        if claim == "done":
+            self.summary.resumed += 1
+            return _Entry(row, item.id)
+        if claim == "duplicate":
+            message = f"row {row} (id {item.id!r}): the id was already used by an earlier row"
+            return _Entry(row, item.id, record=_reject(item.id, row, "duplicate_id", message))
+        cleaned = self.taggers[0].cleaner.clean(item)
+        if not cleaned.product.title:
+            message = f"row {row} (id {item.id!r}): the title is empty after cleaning"
+            return _Entry(row, item.id, record=_reject(item.id, row, "missing_title", message))
+        return _Entry(row, item.id, content_key(cleaned.product), cleaned)
+
+    # --- generation (a worker) --------------------------------------------------------------------------------
+
+    def submit(self, pool: ThreadPoolExecutor, batch: _Batch) -> None:
+        items = [e.cleaned for e in batch.generate if e.cleaned is not None]
+        batch.future = pool.submit(self._generate, items)
+
+    def _generate(self, items: list[Cleaned]) -> list[Record]:
+        tagger = self._idle.get()
+        try:
+            return tagger.tag_cleaned(items)
+        except Exception as exc:  # a bug or a backend that broke its promise: this batch's rows fail, the run goes on
+            log.exception("a batch of %d products failed", len(items))
+            error = ErrorInfo(kind="internal_error", message=f"{type(exc).__name__}: {exc}")
+            return [ErrorRecord(id=item.product.id, error=error) for item in items]
+        finally:
+            self._idle.put(tagger)
+
+    # --- writing (main thread, input order) -------------------------------------------------------------------
+
+    def finish(self, batch: _Batch) -> tuple[list[str], list[ErrorRecord]]:
+        assert batch.future is not None
+        made = dict(zip((e.key for e in batch.generate), batch.future.result(), strict=True))
+        # Into the cache first: the duplicates below, and those in later batches, read their result from there.
+        self.cache.put_many(self.scope, ((k, result_of(r)) for k, r in made.items() if isinstance(r, TagRecord)))
+        self.failures.update((k, r.error) for k, r in made.items() if isinstance(r, ErrorRecord))
+        lines, rejects = [], []
+        for entry in batch.entries:
+            record = entry.record or self._resolve(entry, made)
+            if record is None:
+                continue  # finished by an earlier run
+            if isinstance(record, ErrorRecord):
+                record.row = entry.row
+                rejects.append(record)
+            else:
+                lines.append(to_json_line(record))
+                self.summary.tagged += 1
+                self.summary.generated += record.reused_from is None
+        for entry in batch.entries:
+            if entry.record is None and entry.cleaned is not None:
+                self.in_flight[entry.key] -= 1
+                if not self.in_flight[entry.key]:
+                    del self.in_flight[entry.key]
+        return lines, rejects
+
+    def _resolve(self, entry: _Entry, made: dict[str, Record]) -> Record | None:
+        if entry.cleaned is None:
+            return None
+        product = entry.cleaned.product
+        own = made.get(entry.key)
+        if own is not None and own.id == product.id:
+            return own
+        result = self.cache.get_many(self.scope, [entry.key]).get(entry.key)
+        if result is not None:
+            return self.taggers[0].reuse(result, product.id, entry.cleaned.truncated)
+        error = self.failures.get(entry.key, ErrorInfo(kind="internal_error", message="no result for its content"))
+        return ErrorRecord(id=product.id, error=error)
+
+    def close(self) -> None:
+        self.seen.close()
+
+
+def _reject(product_id: str | None, row: int, kind: str, message: str) -> ErrorRecord:
+    return ErrorRecord(id=product_id, row=row, error=ErrorInfo(kind=kind, message=message))
+
+
+def _batches(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
     """Groups of rows holding up to `size` products (bad rows ride along, so output keeps input order)."""
-    batch: list[tuple[int, Product | ProductError]] = []
+    batch: list[Row] = []
     products = 0
     for row, item in rows:
         batch.append((row, item))
@@ -50,41 +206,59 @@ def _batches(
         yield batch
 
 
-def tag_rows(tagger: Tagger, batch: Sequence[tuple[int, Product | ProductError]]) -> list[Record]:
-    products = [item for _, item in batch if isinstance(item, Product)]
-    tagged = iter(tagger.tag_batch(products))
-    records: list[Record] = []
-    for row, item in batch:
-        if isinstance(item, ProductError):
-            records.append(ErrorRecord(id=item.product_id, row=row, error=ErrorInfo(kind=item.kind, message=str(item))))
-            continue
-        record = next(tagged)
-        if isinstance(record, ErrorRecord):
-            record.row = row
-        records.append(record)
-    return records
-
-
-def generate_file(
-    tagger: Tagger,
-    source: Path,
-    out: IO[str],
-    *,
-    limit: int | None = None,
-    batch_size: int = 8,
-    fields: Sequence[str] = DEFAULT_FIELDS,
-    on_record: Callable[[Record], None] | None = None,
+def generate(
+    taggers: Tagger | Sequence[Tagger],
+    source: str | Path,
+    output: Path,
+    options: RunOptions | None = None,
+    cache: ResultCache | None = None,
+    on_progress: Callable[[RunSummary], None] | None = None,
 ) -> RunSummary:
-    """Tag every row of `source` into `out`, one line per row, flushed after every batch."""
+    """Tag every row of `source` into `output` (JSONL or Parquet), resuming what an earlier run left.
+
+    `cache=None` keeps a private cache for this run only (duplicates are still generated once)."""
+    options = options or RunOptions()
+    workers = [taggers] if isinstance(taggers, Tagger) else list(taggers)
     summary = RunSummary()
     start = time.perf_counter()
-    rows = islice(read_jsonl(source, fields), limit)
-    for batch in _batches(rows, batch_size):
-        for record in tag_rows(tagger, batch):
-            out.write(to_json_line(record))
-            summary.count(record)
-            if on_record is not None:
-                on_record(record)
-        out.flush()
+    journal = prepare_output(output, options.restart)
+    run_cache = cache or ResultCache(None)
+    run = BulkRun(workers, run_cache, summary)
+    run_cache.register(run.scope, workers[0].scope)
+    done = run.seen.add_done(journal.recover())
+    if done:
+        log.info("resuming: %d products already in %s", done, output)
+    rejects = RejectsFile(options.rejects or rejects_path(output))
+    window: deque[_Batch] = deque()
+
+    def drain(keep: int) -> None:
+        while len(window) > keep:
+            lines, rejected = run.finish(window.popleft())
+            journal.append(lines)
+            rejects.append(rejected)
+            for record in rejected:
+                summary.rejected[record.error.kind] += 1
+                log.info("rejected: %s", record.error.message)
+            summary.seconds = time.perf_counter() - start
+            if on_progress is not None:
+                on_progress(summary)
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(workers), thread_name_prefix="tagger") as pool:
+            rows = islice(read_rows(source, options.input_format, options.columns), options.limit)
+            for rows_batch in _batches(rows, options.batch_size):
+                summary.rows += len(rows_batch)
+                batch = run.plan(rows_batch)
+                run.submit(pool, batch)
+                window.append(batch)
+                drain(keep=len(workers))  # one batch planned ahead per worker keeps every worker busy
+            drain(keep=0)
+        finish_output(output, journal)
+    finally:
+        journal.close()
+        rejects.close()
+        run.close()
+        if cache is None:
+            run_cache.close()
     summary.seconds = time.perf_counter() - start
     return summary

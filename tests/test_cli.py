@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tagger.cli import EXIT_ROWS_FAILED, app
+from tagger.cli import app
 from tests.conftest import SAMPLE_CATALOG, SHOPIFY_DIR
 
 runner = CliRunner()
@@ -71,44 +71,10 @@ def test_tag_one_product_as_a_subprocess() -> None:
     assert record["provenance"]["backend"] == "llamacpp"
 
 
-def test_generate_survives_bad_rows(tmp_path: Path) -> None:
-    good = [json.loads(line) for line in SAMPLE_CATALOG.read_text().splitlines()[:3]]
-    lines = [
-        json.dumps(good[0]).encode(),
-        b'{"id": "broken", "title": ',  # invalid JSON
-        json.dumps({"id": "untitled", "description": "no title here"}).encode(),
-        json.dumps(good[1]).encode(),
-        json.dumps({"id": "huge", "title": "Mug", "description": "x" * 1_048_576}).encode(),
-        b'{"id": "latin1", "title": "Caf\xe9 mug"}',  # not UTF-8
-        json.dumps(good[2]).encode(),
-    ]
-    source = tmp_path / "in.jsonl"
-    source.write_bytes(b"\n".join(lines) + b"\n")
-    output = tmp_path / "out.jsonl"
-    done = subprocess.run(
-        [*TAGGER, "generate", str(source), "-o", str(output), "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == EXIT_ROWS_FAILED, done.stderr
-    records = [json.loads(line) for line in output.read_text().splitlines()]
-    assert len(records) == 7  # one line per input row, in order
-    tagged = [r["id"] for r in records if "category" in r]
-    assert tagged == [good[0]["id"], good[1]["id"], good[2]["id"]]
-    errors = {r["row"]: (r["id"], r["error"]["kind"], r["error"]["message"]) for r in records if "error" in r}
-    assert errors[2][:2] == (None, "bad_json") and "row 2: not valid JSON" in errors[2][2]
-    assert errors[3][:2] == ("untitled", "missing_title")
-    assert errors[5][:2] == ("huge", "too_large") and "1,048,576 characters" in errors[5][2]
-    assert errors[6][:2] == (None, "bad_encoding") and "byte 0xe9" in errors[6][2]
-    assert "7 rows: 3 tagged, 4 failed" in done.stderr
-
-
 def test_generate_limit_and_missing_input(tmp_path: Path) -> None:
     output = tmp_path / "out.jsonl"
     done = subprocess.run(
-        [*TAGGER, "generate", str(SAMPLE_CATALOG), "-o", str(output), "--limit", "2", "-q"],
+        [*TAGGER, "generate", str(SAMPLE_CATALOG), "-o", str(output), "--limit", "2", "--no-cache", "-q"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -118,3 +84,5 @@ def test_generate_limit_and_missing_input(tmp_path: Path) -> None:
     assert len(output.read_text().splitlines()) == 2
     missing = runner.invoke(app, ["generate", str(tmp_path / "nope.jsonl"), "-o", str(output)])
     assert missing.exit_code == 1 and "input file not found" in missing.output
+    wrong = runner.invoke(app, ["generate", str(SAMPLE_CATALOG), "-o", str(tmp_path / "out.csv")])
+    assert wrong.exit_code == 1 and "must be a .jsonl or .parquet file" in wrong.output

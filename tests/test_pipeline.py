@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 from tagger import __version__
+from tagger.io import read_rows
 from tagger.pipeline import Tagger
-from tagger.product import Product, read_jsonl
+from tagger.product import Product
 from tagger.records import ErrorRecord, TagRecord
 from tagger.taxonomy import Taxonomy
 from tagger.validate import check_record
@@ -23,7 +24,7 @@ def _assert_conforms(record: TagRecord, taxonomy: Taxonomy, product: Product) ->
 
 
 def test_sample_catalog_all_valid_and_in_taxonomy(tagger: Tagger, default_taxonomy: Taxonomy) -> None:
-    products = [item for _, item in read_jsonl(SAMPLE_CATALOG) if isinstance(item, Product)]
+    products = [item for _, item in read_rows(SAMPLE_CATALOG) if isinstance(item, Product)]
     assert len(products) >= 20
     records = tagger.tag_batch(products)
     assert [r.id for r in records] == [p.id for p in products]
@@ -44,7 +45,7 @@ def test_sample_catalog_all_valid_and_in_taxonomy(tagger: Tagger, default_taxono
 
 def test_shopify_products_stay_inside_shopify(backend: object, shopify: Taxonomy, data_root: Path) -> None:
     tagger = Tagger(shopify, backend)  # type: ignore[arg-type]
-    rows = [item for _, item in read_jsonl(data_root / "flipkart" / "dev.jsonl")][:6]
+    rows = [item for _, item in read_rows(data_root / "flipkart" / "dev.jsonl")][:6]
     products = [p for p in rows if isinstance(p, Product)]
     records = tagger.tag_batch(products)
     tagged = [r for r in records if isinstance(r, TagRecord)]
@@ -57,6 +58,9 @@ def test_shopify_products_stay_inside_shopify(backend: object, shopify: Taxonomy
 def test_record_json_shape(tagger: Tagger) -> None:
     record = tagger.tag(Product(id="k1", title="Stainless steel electric kettle 1.7 L", fields={"brand": "Brewmaster"}))
     line = json.loads(record.model_dump_json())
-    assert set(line) == {"id", "category", "attributes", "warnings", "usage", "provenance"}
+    assert set(line) == {"id", "category", "attributes", "warnings", "usage", "provenance", "reused_from"}
+    assert line["reused_from"] is None
     assert set(line["category"]) == {"id", "path"}
+    assert line["provenance"]["cleaning"] == tagger.cleaner.config.hash
+    assert line["provenance"]["taxonomy_fingerprint"] == tagger.taxonomy.fingerprint
     assert all(isinstance(v, list) for v in line["attributes"].values())

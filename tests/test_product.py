@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tagger.product import MAX_DESCRIPTION_CHARS, Product, ProductError, parse_line, product_from_record, read_jsonl
+from tagger.io.sources import parse_line, read_rows
+from tagger.product import MAX_DESCRIPTION_CHARS, Columns, Product, ProductError, product_from_record
 
 
 def test_a_good_row() -> None:
@@ -47,10 +48,18 @@ def test_a_huge_description_is_refused_with_its_size() -> None:
     )
 
 
-def test_read_jsonl_keeps_row_numbers_and_goes_on(tmp_path: Path) -> None:
+def test_read_rows_keeps_row_numbers_and_goes_on(tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
     path.write_bytes(b'{"id": 1, "title": "a"}\n\nnot json\n{"id": 2, "title": "b"}\n')
-    rows = list(read_jsonl(path))
+    rows = list(read_rows(path))
     assert [row for row, _ in rows] == [1, 3, 4]
     assert isinstance(rows[1][1], ProductError)
     assert [item.id for _, item in rows if isinstance(item, Product)] == ["1", "2"]
+
+
+def test_columns_map_a_shop_export_onto_product_fields() -> None:
+    columns = Columns(id="sku", title="name", description="body_html", fields=("vendor",))
+    product = product_from_record({"sku": "A1", "name": "Mug", "body_html": "<p>Big</p>", "vendor": "Acme"}, 2, columns)
+    assert product == Product(id="A1", title="Mug", description="<p>Big</p>", fields={"vendor": "Acme"})
+    with pytest.raises(ProductError, match="row 2: no 'sku'"):
+        product_from_record({"id": "A1", "name": "Mug"}, 2, columns)

@@ -48,11 +48,24 @@ class Completion:
         return self.error is None
 
 
+class Tokenizer(Protocol):
+    """The model's tokenizer, where the backend has it locally: cleaning cuts long text to a token budget with it."""
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, tokens: list[int]) -> str: ...
+
+
 @runtime_checkable
 class Backend(Protocol):
     name: str
     model: str  # what made the output, as it goes into provenance
     decoding: Decoding
+
+    @property
+    def tokenizer(self) -> Tokenizer | None:
+        """None for a remote server: token budgets are then estimated from characters."""
+        ...
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         """One completion per request, in order; errors are returned, not raised."""

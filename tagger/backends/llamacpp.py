@@ -27,6 +27,17 @@ def embedded_model_path() -> Path:
     return path
 
 
+class _LlamaTokenizer:
+    def __init__(self, llama: Any) -> None:
+        self._llama = llama
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def decode(self, tokens: list[int]) -> str:
+        return str(self._llama.detokenize(tokens).decode("utf-8", "ignore"))
+
+
 class LlamaCppBackend:
     name = "llamacpp"
 
@@ -50,6 +61,7 @@ class LlamaCppBackend:
         self._llama = Llama(
             model_path=str(path), n_ctx=n_ctx, n_threads=threads, seed=self.decoding.seed, verbose=False
         )
+        self.tokenizer = _LlamaTokenizer(self._llama)
         with warnings.catch_warnings():
             # outlines reads the vocabulary through a llama.cpp call deprecated upstream: one warning per token
             warnings.simplefilter("ignore", DeprecationWarning)

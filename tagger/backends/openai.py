@@ -62,6 +62,7 @@ def parse_response(data: dict[str, Any]) -> Completion:
 
 class OpenAIBackend:
     name = "openai"
+    tokenizer = None  # the server's tokenizer is remote: token budgets are estimated
 
     def __init__(
         self,

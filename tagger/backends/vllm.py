@@ -29,6 +29,17 @@ def sampling_params(request: Request, decoding: Decoding) -> Any:
     )
 
 
+class _HFTokenizer:
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, tokens: list[int]) -> str:
+        return str(self._tokenizer.decode(tokens))
+
+
 class VLLMBackend:
     name = "vllm"
 
@@ -66,6 +77,7 @@ class VLLMBackend:
             seed=self.decoding.seed,
             **engine_options,
         )
+        self.tokenizer = _HFTokenizer(self._llm.get_tokenizer())
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         if not requests:

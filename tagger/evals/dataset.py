@@ -10,7 +10,7 @@ from typing import Any
 
 from tagger.evals.config import AttributeGold, CategoryGold, EvalConfig
 from tagger.evals.samples import Gold
-from tagger.product import Product, ProductError, product_from_record
+from tagger.product import Columns, Product, ProductError, product_from_record
 from tagger.taxonomy import PATH_SEPARATOR, Taxonomy
 from tagger.taxonomy.shopify import GID_PREFIX
 
@@ -81,7 +81,7 @@ def load_examples(
     examples = []
     for number, row in enumerate(rows[:limit], start=1):
         try:
-            product = product_from_record(row, number, config.dataset.fields)
+            product = product_from_record(row, number, Columns(fields=tuple(config.dataset.fields)))
         except ProductError as exc:
             raise ValueError(f"eval {config.name}: {exc}") from exc
         category_id, coarse = (None, False)

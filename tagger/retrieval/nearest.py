@@ -26,8 +26,10 @@ class NearestCategoryTagger:
             template_hash="-",
             taxonomy=taxonomy.name,
             taxonomy_version=taxonomy.version,
+            taxonomy_fingerprint=taxonomy.fingerprint,
             tagger_version=__version__,
             decoding={},
+            cleaning="off",
         )
 
     def tag_batch(self, products: Sequence[Product], categories: Sequence[Category] | None = None) -> list[Record]:

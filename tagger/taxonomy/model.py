@@ -6,6 +6,8 @@ knows where a taxonomy came from.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -137,6 +139,18 @@ class Taxonomy:
     @cached_property
     def by_path(self) -> dict[str, Category]:
         return {c.full_path: c for c in self.categories.values()}
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A hash of the content (tree, attributes, values, tags): a version string alone may not change on an edit."""
+        content = {
+            "categories": [(c.id, c.path, c.attributes) for c in self.categories.values()],
+            "attributes": [
+                (a.handle, a.name, a.values, a.multi, a.extractive, a.values_from) for a in self.attributes.values()
+            ],
+            "tags": self.tags,
+        }
+        return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()[:16]
 
     @property
     def max_depth(self) -> int:

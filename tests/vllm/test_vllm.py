@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from tagger.backends.openai import OpenAIBackend
+from tagger.io import read_rows
 from tagger.pipeline import Tagger
-from tagger.product import Product, read_jsonl
+from tagger.product import Product
 from tagger.records import ErrorRecord, Record, TagRecord
 from tagger.taxonomy import Taxonomy
 from tagger.validate import check_record
@@ -22,7 +23,7 @@ from tests.vllm.conftest import SERVED_NAME, Server, start_server
 
 pytestmark = pytest.mark.vllm
 # vLLM's CPU build decodes at ~1 s per step on these AVX2-only cores (measured): 8 products keep the suite in minutes.
-PRODUCTS = [p for _, p in read_jsonl(SAMPLE_CATALOG) if isinstance(p, Product)][:8]
+PRODUCTS = [p for _, p in read_rows(SAMPLE_CATALOG) if isinstance(p, Product)][:8]
 
 
 def _all_conform(records: list[Record], taxonomy: Taxonomy) -> list[TagRecord]:
