@@ -8,7 +8,7 @@ LLAMA_CPP = llama-cpp-python==0.3.36
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
-.PHONY: install install-vllm test test-vllm test-slow lint gate bench bench-vllm
+.PHONY: install install-vllm test test-vllm test-slow lint gate bench bench-vllm bench-bulk
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,9 @@ gate: install
 
 bench: install
 	$(VENV)/bin/python benchmarks/bench_slice.py
+
+bench-bulk: install
+	$(VENV)/bin/python benchmarks/bench_bulk.py
 
 bench-vllm: install-vllm
 	$(VLLM_VENV)/bin/python benchmarks/bench_vllm.py

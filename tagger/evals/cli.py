@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tagger.evals.compare import Change, MetricDelta, changed_products, compare_metrics
-from tagger.evals.config import default_data_root, load_config
+from tagger.evals.config import ExamplesConfig, default_data_root, load_config
 from tagger.evals.gate import check_gate
 from tagger.evals.output import RESULTS, load_result, load_samples, to_result, write_outputs
 from tagger.evals.runner import run_eval
@@ -57,6 +57,12 @@ def eval_command(
         Optional[bool], typer.Option("--minilm/--no-minilm", help="Run the MiniLM baseline too [default: config]")
     ] = None,
     write_baseline: Annotated[bool, typer.Option(help="Save this run's results as the config's baseline file")] = False,
+    shortlist: Annotated[
+        Optional[int], typer.Option(help="Narrow the category to the K nearest paths (MiniLM) [default: config]")
+    ] = None,
+    examples: Annotated[
+        Optional[int], typer.Option(help="K few-shot examples from the dataset, never the product [default: config]")
+    ] = None,
 ) -> None:
     """Run an eval: writes results.json, samples.jsonl, report.md (and a chart); exits 4 when the gate fails."""
     try:
@@ -64,6 +70,10 @@ def eval_command(
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
+    if shortlist is not None:
+        config.pipeline.shortlist = shortlist or None
+    if examples is not None:
+        config.pipeline.examples = ExamplesConfig(k=examples) if examples else None
     root = data_root or default_data_root()
     target = out or Path("eval-results") / config.name
     outcome = run_eval(config, root, limit=limit, template=template, minilm=minilm)

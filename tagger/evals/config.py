@@ -41,6 +41,18 @@ class BackendConfig(_Strict):
     model: str | None = None
 
 
+class ExamplesConfig(_Strict):
+    k: int = 3
+    pool: str | None = None  # a labeled JSONL (see tagger.retrieval.examples); None: every row of this dataset
+
+
+class PipelineConfig(_Strict):
+    """How the category is narrowed before the model chooses (issue 6's variants)."""
+
+    shortlist: int | None = None  # k nearest category paths by MiniLM; None: the flat enum of every category
+    examples: ExamplesConfig | None = None  # few-shot examples retrieved from a labeled pool
+
+
 class SampleConfig(_Strict):
     size: int | None = None  # None: every row
     seed: int = 0
@@ -60,6 +72,7 @@ class EvalConfig(_Strict):
     taxonomy: str | None = None  # as --taxonomy; "{data_root}" is replaced; a relative file is read beside this YAML
     template: str | None = None
     backend: BackendConfig = Field(default_factory=BackendConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     given_category: bool = False  # attributes are generated for the gold category (attribute extraction evals)
     sample: SampleConfig = Field(default_factory=SampleConfig)
     metrics: list[str]

@@ -62,9 +62,10 @@ def _attributes(row: dict[str, Any], spec: AttributeGold, taxonomy: Taxonomy, ca
 
 
 def load_examples(
-    config: EvalConfig, taxonomy: Taxonomy, data_root: Path, limit: int | None = None
+    config: EvalConfig, taxonomy: Taxonomy, data_root: Path, limit: int | None = None, sample: bool = True
 ) -> list[LabeledProduct]:
-    """The eval's sample: `sample.size` rows drawn with `sample.seed` (input order kept), then the first `limit`."""
+    """The eval's sample: `sample.size` rows drawn with `sample.seed` (input order kept), then the first `limit`.
+    With `sample=False`, every row (the example pool of a dataset)."""
     path = Path(config.resolve(config.dataset.path, data_root))
     if not path.is_absolute() and not path.exists():
         path = data_root / config.dataset.path
@@ -75,7 +76,7 @@ def load_examples(
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if config.dataset.category is not None:  # a row without a gold category cannot be scored
         rows = [row for row in rows if _field(row, config.dataset.category.field) is not None]
-    if config.sample.size is not None and config.sample.size < len(rows):
+    if sample and config.sample.size is not None and config.sample.size < len(rows):
         picked = sorted(random.Random(config.sample.seed).sample(range(len(rows)), config.sample.size))
         rows = [rows[i] for i in picked]
     examples = []

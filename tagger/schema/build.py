@@ -19,6 +19,7 @@ from tagger.taxonomy import Attribute, Category, Taxonomy
 
 MAX_LIST_ITEMS = 3  # small models repeat a tag until the bound (STACK.md); a low one wastes fewer tokens
 MAX_EXTRACT_CHARS = 80
+SHORTLIST_SCHEMAS_KEPT = 4096
 
 # llguidance reads this key; other backends ignore it. Rigid whitespace stops newline loops in small models.
 _RIGID_WHITESPACE = {"x-guidance": {"whitespace_flexible": False}}
@@ -94,12 +95,22 @@ class SchemaSet:
         self.taxonomy = taxonomy
         self._category: OutputSchema | None = None
         self._attributes: dict[str, OutputSchema | None] = {}
+        self._shortlists: dict[tuple[str, ...], OutputSchema] = {}
 
     @property
     def category(self) -> OutputSchema:
         if self._category is None:
             self._category = category_schema(list(self.taxonomy.categories.values()))
         return self._category
+
+    def category_among(self, categories: Sequence[Category]) -> OutputSchema:
+        """The stage-1 schema for a shortlist, kept for the shortlists that recur (similar products share them)."""
+        key = tuple(c.id for c in categories)
+        schema = self._shortlists.pop(key, None) or category_schema(categories)
+        self._shortlists[key] = schema  # most recently used last
+        if len(self._shortlists) > SHORTLIST_SCHEMAS_KEPT:
+            del self._shortlists[next(iter(self._shortlists))]
+        return schema
 
     def attributes(self, category_id: str) -> OutputSchema | None:
         """The stage-2 schema of a category, or None when it has no attributes."""

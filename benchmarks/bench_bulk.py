@@ -1,0 +1,169 @@
+"""Benchmark of bulk runs: the cost of `tagger generate` over the same products through the pipeline directly.
+
+    python benchmarks/bench_bulk.py [--n 1000] [--data-root ../shared/data] [--out benchmarks/results/bulk.json]
+                                    [--workers-sample 60]
+
+In one process, on the embedded model and the default taxonomy, for N real products (WDC-PAVE dev, then OA-Mine dev,
+replicated if N is larger):
+1. direct: the products, cleaned beforehand, through `Tagger.tag_cleaned` in batches of 8: the backend calls and
+   validation only, no files, no cache;
+2. generate: the same rows from a JSONL file through `tagger.run.generate` (what `tagger generate` runs) into a JSONL
+   output, with a cold result cache: reading, cleaning, dedup, cache, journal, rejects;
+3. warm: generate again into a new output with the cache from (2).
+Reported: products/s of each, the overhead of (2) over (1), time inside the backend in each, and the peak RSS after
+each step. Then llama.cpp `--workers`: one worker on all cores against one worker per core, on a sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import tempfile
+import time
+from collections.abc import Sequence
+from itertools import cycle, islice
+from pathlib import Path
+from typing import Any
+
+from tagger.backends import Backend, Completion, Request
+from tagger.backends.llamacpp import LlamaCppBackend
+from tagger.cache import ResultCache
+from tagger.evals.config import default_data_root
+from tagger.pipeline import Tagger
+from tagger.product import Product, product_from_record
+from tagger.run import RunOptions, generate
+from tagger.taxonomy import load_taxonomy
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 8
+
+
+class TimedBackend:
+    """The real backend, with the wall time spent inside `generate` summed."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.name, self.model, self.decoding, self.tokenizer = inner.name, inner.model, inner.decoding, inner.tokenizer
+        self.seconds = 0.0
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        start = time.perf_counter()
+        try:
+            return self.inner.generate(requests)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_rows(data_root: Path, n: int) -> list[dict[str, Any]]:
+    rows = []
+    for name in ("wdc-pave", "oa-mine"):
+        with (data_root / name / "dev.jsonl").open() as handle:
+            rows += [json.loads(line) for line in handle]
+    picked = list(islice(cycle(rows), n))
+    # Replicated rows get their own ids: they are then duplicate content, which the bulk layer serves once.
+    return [{**row, "id": f"{row['id']}#{i // len(rows)}"} if i >= len(rows) else row for i, row in enumerate(picked)]
+
+
+def run_direct(tagger: Tagger, rows: list[dict[str, Any]]) -> float:
+    cleaned = [tagger.cleaner.clean(product_from_record(row)) for row in rows]
+    start = time.perf_counter()
+    for i in range(0, len(cleaned), BATCH):
+        tagger.tag_cleaned(cleaned[i : i + BATCH])
+    return time.perf_counter() - start
+
+
+def run_generate(tagger: Tagger, source: Path, output: Path, cache: ResultCache) -> tuple[float, Any]:
+    start = time.perf_counter()
+    summary = generate(tagger, source, output, RunOptions(batch_size=BATCH), cache)
+    return time.perf_counter() - start, summary
+
+
+def workers_check(taxonomy: Any, rows: list[dict[str, Any]], folder: Path) -> dict[str, float]:
+    """products/s of generate with 1 worker x all cores against 1 worker per core (1 thread each)."""
+    source = folder / "sample.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cores = os.cpu_count() or 1
+    rates = {}
+    for workers in (1, cores):
+        taggers = [Tagger(taxonomy, LlamaCppBackend(n_threads=cores // workers)) for _ in range(workers)]
+        start = time.perf_counter()
+        generate(taggers, source, folder / f"w{workers}.jsonl", RunOptions(batch_size=BATCH), ResultCache(None))
+        rates[f"workers_{workers}_products_per_s"] = len(rows) / (time.perf_counter() - start)
+        for tagger in taggers:
+            tagger.close()
+    rates["workers_speedup"] = rates[f"workers_{cores}_products_per_s"] / rates["workers_1_products_per_s"]
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--data-root", type=Path, default=default_data_root())
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bulk.json")
+    parser.add_argument("--workers-sample", type=int, default=60, help="products for the --workers check (0: skip)")
+    args = parser.parse_args()
+
+    rows = load_rows(args.data_root, args.n)
+    taxonomy = load_taxonomy()
+    backend = TimedBackend(LlamaCppBackend())
+    tagger = Tagger(taxonomy, backend)
+    report: dict[str, Any] = {"n": len(rows), "batch_size": BATCH, "model": backend.model}
+    report["rss_start_mb"] = peak_rss_mb()
+    tagger.tag(Product("warmup", "Stainless steel kettle 1.7 L"))  # the first call pays one-off setup
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        source = folder / "catalog.jsonl"
+        source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+        backend.seconds = 0.0
+        direct_s = run_direct(tagger, rows)
+        report |= {"direct_s": direct_s, "direct_backend_s": backend.seconds, "rss_after_direct_mb": peak_rss_mb()}
+
+        backend.seconds = 0.0
+        cache = ResultCache(folder / "cache.sqlite")
+        generate_s, summary = run_generate(tagger, source, folder / "out.jsonl", cache)
+        report |= {
+            "generate_s": generate_s,
+            "generate_backend_s": backend.seconds,
+            "generated_by_model": summary.generated,
+            "reused": summary.reused,
+            "rejected": summary.failed,
+            "rss_after_generate_mb": peak_rss_mb(),
+        }
+        warm_s, warm = run_generate(tagger, source, folder / "warm.jsonl", cache)
+        report |= {"warm_s": warm_s, "warm_generated_by_model": warm.generated, "rss_after_warm_mb": peak_rss_mb()}
+        cache.close()
+        tagger.close()
+        if args.workers_sample:
+            report |= workers_check(taxonomy, rows[: args.workers_sample], folder)
+
+    n = len(rows)
+    report |= {
+        "direct_products_per_s": n / direct_s,
+        "generate_products_per_s": n / generate_s,
+        "warm_products_per_s": n / warm_s,
+        "throughput_ratio": direct_s / generate_s,
+        # What generate adds outside the backend, as a share of the direct run's time. Wall-clock ratios alone
+        # would flatter generate: it serves duplicate content once, so it calls the model less.
+        "overhead": ((generate_s - report["generate_backend_s"]) - (direct_s - report["direct_backend_s"])) / direct_s,
+        "non_backend_share_direct": 1 - report["direct_backend_s"] / direct_s,
+        "non_backend_share_generate": 1 - report["generate_backend_s"] / generate_s,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    for key, value in report.items():
+        print(f"{key:34} {value:.4f}" if isinstance(value, float) else f"{key:34} {value}")
+
+
+if __name__ == "__main__":
+    main()

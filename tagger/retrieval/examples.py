@@ -1,0 +1,101 @@
+"""Few-shot examples from a labeled pool: the user's own tagged products, the nearest shown to the model.
+
+The pool is a JSONL file of products with their category (a full path, a taxonomy id, or tagger's own record shape
+`{"id": ..., "path": [...]}`) and optional attribute values. For each product the k most similar pool products (by
+MiniLM embeddings of title and brand) become example turns in the prompt. A product is never its own example: pool
+items with the same id or the same cleaned content are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tagger.clean import Cleaner, content_key
+from tagger.product import Columns, Product, ProductError, product_from_record
+from tagger.retrieval.embeddings import Embedder, Vectors
+from tagger.retrieval.shortlist import query_text
+from tagger.taxonomy import PATH_SEPARATOR, Category, Taxonomy
+
+DEFAULT_K = 3
+
+
+@dataclass(frozen=True)
+class PoolItem:
+    product: Product
+    category: Category
+    attributes: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _category(value: Any, taxonomy: Taxonomy) -> Category | None:
+    if isinstance(value, dict):
+        value = value.get("id") if value.get("id") in taxonomy.categories else value.get("path")
+    if isinstance(value, list):
+        value = PATH_SEPARATOR.join(map(str, value))
+    if not isinstance(value, str):
+        return None
+    return taxonomy.categories.get(value) or taxonomy.by_path.get(value)
+
+
+def read_pool(path: Path, taxonomy: Taxonomy, columns: Columns | None = None) -> list[PoolItem]:
+    """The labeled products of a JSONL file; rows without a category of this taxonomy are skipped."""
+    items = []
+    with path.open(encoding="utf-8") as handle:
+        for row, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            category = _category(record.get("category"), taxonomy)
+            if category is None:
+                continue
+            try:
+                product = product_from_record(record, row, columns)
+            except ProductError as exc:
+                raise ValueError(f"example pool {path}: {exc}") from exc
+            items.append(PoolItem(product, category, dict(record.get("attributes") or {})))
+    return items
+
+
+class ExamplePool:
+    """Labeled products and their vectors; `nearest` gives each product its k most similar others."""
+
+    def __init__(
+        self,
+        items: Sequence[PoolItem],
+        embedder: Embedder | None = None,
+        k: int = DEFAULT_K,
+        cleaner: Cleaner | None = None,
+    ) -> None:
+        if not items:
+            raise ValueError("the example pool is empty")
+        # Cleaned as the products they are compared with are, so that a product's own row is recognized by content.
+        clean = cleaner or Cleaner()
+        self.items = [PoolItem(clean.clean(i.product).product, i.category, i.attributes) for i in items]
+        self.embedder = embedder or Embedder()
+        self.k = k
+        self._vectors: Vectors = self.embedder.encode([query_text(i.product) for i in self.items])
+        self._keys = [content_key(i.product) for i in self.items]
+        digest = hashlib.sha256("\n".join(f"{i.product.id}\t{i.category.id}" for i in self.items).encode())
+        self.fingerprint = digest.hexdigest()[:16]
+
+    @property
+    def name(self) -> str:
+        return f"examples:{self.embedder.name}:k={self.k}:pool={self.fingerprint}"
+
+    def nearest(self, products: Sequence[Product]) -> list[list[PoolItem]]:
+        if not products:
+            return []
+        scores = self.embedder.encode([query_text(p) for p in products]) @ self._vectors.T
+        order = np.argsort(-scores, axis=1)
+        found = []
+        for product, ranked in zip(products, order, strict=True):
+            key = content_key(product)
+            own = (i for i in ranked if self.items[i].product.id != product.id and self._keys[i] != key)
+            found.append([self.items[i] for _, i in zip(range(self.k), own, strict=False)])
+        return found

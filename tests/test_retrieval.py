@@ -1,0 +1,114 @@
+"""Narrowing the category choice: MiniLM shortlists on the full Shopify taxonomy, examples from a labeled pool."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from tagger.backends import Backend, Completion, Request
+from tagger.clean import Cleaner
+from tagger.pipeline import Tagger
+from tagger.product import Product
+from tagger.records import TagRecord
+from tagger.retrieval import Embedder, ExamplePool, PoolItem, Shortlister, read_pool
+from tagger.taxonomy import Taxonomy
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+@pytest.fixture(scope="module")
+def shortlister(shopify: Taxonomy, embedder: Embedder) -> Shortlister:
+    return Shortlister(shopify, embedder, k=10)
+
+
+class Recording:
+    """The real backend, keeping the requests it was given."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.name, self.model, self.decoding, self.tokenizer = inner.name, inner.model, inner.decoding, inner.tokenizer
+        self.requests: list[Request] = []
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        self.requests.extend(requests)
+        return self.inner.generate(requests)
+
+    def close(self) -> None:
+        pass
+
+
+def test_shortlists_hold_the_right_shopify_category(shortlister: Shortlister, shopify: Taxonomy) -> None:
+    products = [
+        Product("1", "Stainless steel electric kettle 1.7 L", fields={"brand": "Brewmaster"}),
+        Product("2", "Men's running shoes, breathable mesh"),
+        Product("3", "Ceramic coffee mug 350 ml"),
+    ]
+    lists = shortlister.shortlist(products)
+    assert [len(x) for x in lists] == [10, 10, 10]
+    names = [[c.full_path for c in x] for x in lists]
+    assert any("Electric Kettles" in p for p in names[0]), names[0]
+    assert any("Shoes" in p for p in names[1]), names[1]
+    assert any("Mugs" in p for p in names[2]), names[2]
+    assert all(c.id in shopify.categories for x in lists for c in x)
+
+
+def _pool(shopify: Taxonomy, embedder: Embedder) -> ExamplePool:
+    kettles = shopify.find("electric kettles")[0]
+    mugs = shopify.find("mugs")[0]
+    items = [
+        PoolItem(Product("p1", "Glass electric kettle 1.5 L"), kettles, {"color": ["clear"]}),
+        PoolItem(Product("p2", "Stainless steel electric kettle 1.7 L"), kettles),
+        PoolItem(Product("p3", "Stoneware coffee mug"), mugs),
+    ]
+    return ExamplePool(items, embedder, k=2)
+
+
+def test_a_product_is_never_its_own_example(shopify: Taxonomy, embedder: Embedder) -> None:
+    pool = _pool(shopify, embedder)
+    same_id = Product("p2", "Stainless steel electric kettle 1.7 L")
+    # Another id, the same text once cleaned (the pipeline cleans before it looks for examples).
+    same_text = Cleaner().clean(Product("other", "  Stainless steel <b>electric</b> kettle 1.7 L")).product
+    new = Product("n1", "Stainless steel electric kettle 1.7 L, cordless")
+    found = [[i.product.id for i in items] for items in pool.nearest([same_id, same_text, new])]
+    assert found == [["p1", "p3"], ["p1", "p3"], ["p2", "p1"]]
+
+
+def test_read_pool_takes_paths_ids_and_tagger_records(tmp_path: Path, shopify: Taxonomy) -> None:
+    kettles = shopify.find("electric kettles")[0]
+    rows = [
+        {"id": "a", "title": "Kettle", "category": kettles.full_path, "attributes": {"color": ["red"]}},
+        {"id": "b", "title": "Kettle 2", "category": kettles.id},
+        {"id": "c", "title": "Kettle 3", "category": {"id": kettles.id, "path": list(kettles.path)}},
+        {"id": "d", "title": "Unknown", "category": "Nowhere > Else"},
+    ]
+    path = tmp_path / "pool.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    items = read_pool(path, shopify)
+    assert [(i.product.id, i.category.id) for i in items] == [("a", kettles.id), ("b", kettles.id), ("c", kettles.id)]
+    assert items[0].attributes == {"color": ["red"]}
+
+
+def test_the_model_chooses_within_the_shortlist_with_examples(
+    backend: Backend, shopify: Taxonomy, shortlister: Shortlister, embedder: Embedder
+) -> None:
+    recording = Recording(backend)
+    tagger = Tagger(shopify, recording, shortlist=shortlister, examples=_pool(shopify, embedder))
+    product = Product("x", "Stainless steel electric kettle 1.7 L, cordless", fields={"brand": "Brewmaster"})
+    record = tagger.tag(product)
+    assert isinstance(record, TagRecord), record
+    category_request = recording.requests[0]
+    assert category_request.schema is not None
+    allowed = category_request.schema.json_schema["properties"]["category"]["enum"]
+    assert 10 <= len(allowed) <= 12  # the shortlist and the examples' categories, deduplicated
+    assert " > ".join(record.category.path) in allowed
+    roles = [m.role for m in category_request.messages]
+    assert roles == ["system", "user", "assistant", "user", "assistant", "user"]  # two example turns, then the product
+    assert '{"category": "Home & Garden' in category_request.messages[2].content
+    assert record.provenance.strategy.startswith("shortlist:all-MiniLM-L6-v2:k=10+examples:")
+    assert tagger.schemas.category_among([shopify.categories[c.id] for c in shortlister.shortlist([product])[0]])
