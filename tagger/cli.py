@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -56,6 +57,13 @@ JsonOpt = Annotated[Optional[str], typer.Option("--json", help="The product as a
 TitleOpt = Annotated[Optional[str], typer.Option("--title", help="The product title")]
 DescriptionOpt = Annotated[str, typer.Option("--description", help="The product description")]
 BrandOpt = Annotated[Optional[str], typer.Option("--brand", help="The product brand")]
+ShortlistOpt = Annotated[
+    Optional[int], typer.Option(help="Let the model choose among the K nearest category paths (MiniLM embeddings)")
+]
+ExamplesOpt = Annotated[
+    Optional[Path], typer.Option(help="A labeled JSONL pool: the nearest products become few-shot examples")
+]
+ExampleKOpt = Annotated[int, typer.Option(help="How many examples from --examples")]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -89,7 +97,17 @@ def _product(json_text: str | None, title: str | None, description: str, brand: 
         raise _fail(str(exc)) from exc
 
 
-def _tagger(
+@dataclass(frozen=True)
+class Narrowing:
+    """What narrows the category before the model chooses (see tagger.retrieval)."""
+
+    shortlist: int | None = None
+    examples: Path | None = None
+    example_k: int = 3
+
+
+def _taggers(
+    count: int,
     taxonomy: str | None,
     template: str | None,
     backend: str,
@@ -97,18 +115,32 @@ def _tagger(
     base_url: str | None,
     options: dict[str, Any] | None = None,
     cleaning: CleaningConfig | None = None,
-) -> Any:
+    narrowing: Narrowing | None = None,
+) -> list[Any]:
+    """`count` taggers (one per worker) sharing the taxonomy, the template and the retrieval indexes."""
     from tagger.backends import make_backend
     from tagger.pipeline import Tagger
 
     tax = _taxonomy(taxonomy)
+    narrow = narrowing or Narrowing()
+    shortlist, examples = None, None
     try:
         prompt = load_template(template)
+        if narrow.shortlist or narrow.examples:
+            try:
+                from tagger.retrieval import Embedder, ExamplePool, Shortlister, read_pool
+            except ImportError as exc:
+                raise _fail(f"--shortlist and --examples need MiniLM: pip install 'tagger[eval]' ({exc})") from exc
+
+            embedder = Embedder()
+            shortlist = Shortlister(tax, embedder, narrow.shortlist) if narrow.shortlist else None
+            if narrow.examples:
+                examples = ExamplePool(read_pool(narrow.examples, tax), embedder, narrow.example_k)
         engine_options = dict(options or {}) | ({"base_url": base_url} if backend == "openai" else {})
-        engine = make_backend(backend, model, **engine_options)
-    except (PromptError, ValueError) as exc:
+        engines = [make_backend(backend, model, **engine_options) for _ in range(count)]
+    except (PromptError, ValueError, OSError) as exc:
         raise _fail(str(exc)) from exc
-    return Tagger(tax, engine, prompt, cleaning)
+    return [Tagger(tax, e, prompt, cleaning, shortlist=shortlist, examples=examples) for e in engines]
 
 
 def _category(taxonomy: Taxonomy, key: str) -> Category:
@@ -201,10 +233,14 @@ def tag(
     backend: BackendOpt = "llamacpp",
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
+    shortlist: ShortlistOpt = None,
+    examples: ExamplesOpt = None,
+    example_k: ExampleKOpt = 3,
 ) -> None:
     """Tag one product and print its record."""
     product = _product(json_text, title, description, brand)
-    tagger = _tagger(taxonomy, template, backend, model, base_url)
+    narrowing = Narrowing(shortlist, examples, example_k)
+    tagger = _taggers(1, taxonomy, template, backend, model, base_url, narrowing=narrowing)[0]
     record: Record = tagger.tag(product)
     sys.stdout.write(to_json_line(record))
     tagger.close()
@@ -244,6 +280,9 @@ def generate(
     description_tokens: Annotated[
         int, typer.Option(help="Cut descriptions to this many tokens (recorded in provenance)")
     ] = CleaningConfig.description_tokens,
+    shortlist: ShortlistOpt = None,
+    examples: ExamplesOpt = None,
+    example_k: ExampleKOpt = 3,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, errors only")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every batch and reject")] = False,
 ) -> None:
@@ -270,9 +309,10 @@ def generate(
     columns = Columns(id_column, title_column, description_column, tuple(field or DEFAULT_FIELDS))
     cleaning = CleaningConfig(enabled=not no_clean, description_tokens=description_tokens)
     engine_options = _worker_options(backend, workers, max_in_flight)
-    taggers = [
-        _tagger(taxonomy, template, backend, model, base_url, engine_options, cleaning) for _ in range(max(1, workers))
-    ]
+    narrowing = Narrowing(shortlist, examples, example_k)
+    taggers = _taggers(
+        max(1, workers), taxonomy, template, backend, model, base_url, engine_options, cleaning, narrowing
+    )
     options = RunOptions(fmt, columns, limit, batch_size, restart, rejects)
     total = None if limit is not None else count_rows(source, fmt)
     result_cache = None if no_cache else ResultCache(cache or default_cache_path())

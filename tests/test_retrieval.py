@@ -7,14 +7,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from tagger.backends import Backend, Completion, Request
 from tagger.clean import Cleaner
+from tagger.cli import app
 from tagger.pipeline import Tagger
 from tagger.product import Product
 from tagger.records import TagRecord
 from tagger.retrieval import Embedder, ExamplePool, PoolItem, Shortlister, read_pool
 from tagger.taxonomy import Taxonomy
+from tests.conftest import SHOPIFY_DIR
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +115,18 @@ def test_the_model_chooses_within_the_shortlist_with_examples(
     assert '{"category": "Home & Garden' in category_request.messages[2].content
     assert record.provenance.strategy.startswith("shortlist:all-MiniLM-L6-v2:k=10+examples:")
     assert tagger.schemas.category_among([shopify.categories[c.id] for c in shortlister.shortlist([product])[0]])
+
+
+def test_tag_command_with_a_shortlist_on_shopify(tmp_path: Path) -> None:
+    pool = tmp_path / "pool.jsonl"
+    kettles = "gid://shopify/TaxonomyCategory/hg-11-7-11"
+    pool.write_text(json.dumps({"id": "p", "title": "Glass electric kettle", "category": kettles}) + "\n")
+    result = CliRunner().invoke(
+        app,
+        ["tag", "--title", "Cordless electric kettle 1.7 L", "-t", f"shopify:{SHOPIFY_DIR}", "--shortlist", "5",
+         "--examples", str(pool), "--example-k", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["provenance"]["strategy"].startswith("shortlist:all-MiniLM-L6-v2:k=5+examples:")
+    assert record["category"]["id"].startswith("gid://shopify/TaxonomyCategory/")
