@@ -3,7 +3,7 @@
     python benchmarks/bench_bulk.py [--n 1000] [--data-root ../shared/data] [--out benchmarks/results/bulk.json]
                                     [--workers-sample 60]
 
-In one process, on the embedded model and the default taxonomy, for N real products (WDC-PAVE dev, then OA-Mine dev,
+In one process, on the embedded model and the default taxonomy, for N real products (OA-Mine dev, then WDC-PAVE dev,
 replicated if N is larger):
 1. direct: the products, cleaned beforehand, through `Tagger.tag_cleaned` in batches of 8: the backend calls and
    validation only, no files, no cache;
@@ -46,6 +46,7 @@ class TimedBackend:
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
         self.name, self.model, self.decoding, self.tokenizer = inner.name, inner.model, inner.decoding, inner.tokenizer
+        self.grammars = inner.grammars
         self.seconds = 0.0
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
@@ -65,7 +66,7 @@ def peak_rss_mb() -> float:
 
 def load_rows(data_root: Path, n: int) -> list[dict[str, Any]]:
     rows = []
-    for name in ("wdc-pave", "oa-mine"):
+    for name in ("oa-mine", "wdc-pave"):
         with (data_root / name / "dev.jsonl").open() as handle:
             rows += [json.loads(line) for line in handle]
     picked = list(islice(cycle(rows), n))

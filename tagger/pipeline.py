@@ -18,7 +18,7 @@ from tagger.clean import Cleaned, Cleaner, CleaningConfig, Truncation
 from tagger.product import Product
 from tagger.prompt import Example, PromptBuilder, PromptError, PromptTemplate, load_template
 from tagger.records import CategoryRef, ErrorInfo, ErrorRecord, Provenance, Record, TagRecord, Usage
-from tagger.schema import MAX_LIST_ITEMS, SchemaSet
+from tagger.schema import MAX_LIST_ITEMS, SchemaSet, with_spans
 from tagger.taxonomy import Attribute, Category, Taxonomy, load_taxonomy
 from tagger.validate import OutputError, read_attributes, read_category
 
@@ -149,6 +149,8 @@ class Tagger:
             if schema is None:
                 continue
             attributes = self.taxonomy.attributes_for(item.category.id)
+            if self.backend.grammars and any(a.extractive for a in attributes):
+                schema = with_spans(schema, attributes, item.product.text)  # spans of this product's text only
             examples = [Example(s.product, _attribute_answer(attributes, s.attributes)) for s in item.shots]
             try:
                 messages = self.prompts.attribute_messages(item.product, item.category, examples)

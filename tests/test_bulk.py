@@ -35,6 +35,7 @@ class CountingBackend:
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
         self.name, self.model, self.decoding, self.tokenizer = inner.name, inner.model, inner.decoding, inner.tokenizer
+        self.grammars = inner.grammars
         self.requests: list[Request] = []
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:

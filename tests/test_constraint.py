@@ -7,8 +7,9 @@ import json
 from tagger.backends import Request
 from tagger.backends.llamacpp import LlamaCppBackend
 from tagger.prompt import Message
-from tagger.schema import SchemaSet
+from tagger.schema import SchemaSet, with_spans
 from tagger.taxonomy import Taxonomy
+from tagger.validate import find_span
 
 BEGGING = [
     Message("system", "You answer with JSON only."),
@@ -57,3 +58,19 @@ def test_a_prompt_over_the_context_is_that_request_s_error(backend: LlamaCppBack
     failed, fine = backend.generate([Request(huge, None, 8), Request(short, None, 8)])
     assert not failed.ok and "context" in (failed.error or "").lower()
     assert fine.ok
+
+
+def test_extractive_values_are_held_to_spans_of_the_text_while_decoding(
+    backend: LlamaCppBackend, default_taxonomy: Taxonomy
+) -> None:
+    schema = SchemaSet(default_taxonomy).attributes("t-shirts")
+    assert schema is not None
+    text = 'Northwind "Classic" crew-neck tee\nSoft organic cotton, navy'
+    spanned = with_spans(schema, default_taxonomy.attributes_for("t-shirts"), text)
+    assert spanned.grammar is not None and spanned.hash != schema.hash
+    plain, held = backend.generate([Request(BEGGING, schema, 384), Request(BEGGING, spanned, 384)])
+    assert json.loads(plain.text)["brand"] == "Zorblax"  # the JSON Schema alone lets the model invent a brand
+    brand = json.loads(held.text)["brand"]
+    assert brand is None or find_span(brand, text) is not None, held.text  # the grammar does not
+    assert "Zorblax" not in held.text
+    schema.model.model_validate(json.loads(held.text))  # still the same JSON answer

@@ -63,6 +63,11 @@ class Backend(Protocol):
     decoding: Decoding
 
     @property
+    def grammars(self) -> bool:
+        """Whether requests may carry a Lark grammar (`OutputSchema.grammar`) that the backend enforces."""
+        ...
+
+    @property
     def tokenizer(self) -> Tokenizer | None:
         """None for a remote server: token budgets are then estimated from characters."""
         ...

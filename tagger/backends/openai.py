@@ -62,6 +62,7 @@ def parse_response(data: dict[str, Any]) -> Completion:
 
 class OpenAIBackend:
     name = "openai"
+    grammars = False  # a server's grammar dialect is unknown: JSON Schema only, spans checked after
     tokenizer = None  # the server's tokenizer is remote: token budgets are estimated
 
     def __init__(

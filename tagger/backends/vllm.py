@@ -42,6 +42,7 @@ class _HFTokenizer:
 
 class VLLMBackend:
     name = "vllm"
+    grammars = False  # vLLM's default structured-output engine (xgrammar) has no span constraint: checked after
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -27,15 +28,19 @@ _RIGID_WHITESPACE = {"x-guidance": {"whitespace_flexible": False}}
 
 @dataclass(frozen=True)
 class OutputSchema:
-    """One stage's answer type: a pydantic model, its JSON Schema, and a hash that names both."""
+    """One stage's answer type: a pydantic model, its JSON Schema, and a hash that names both.
+
+    `grammar`, when set, is a stricter Lark form of the same answer for backends that take grammars (llguidance):
+    the same JSON, with each extractive value held to a span of one product's text (see `with_spans`)."""
 
     name: str
     model: type[BaseModel]
     json_schema: dict[str, Any]
+    grammar: str | None = None
     hash: str = field(init=False)
 
     def __post_init__(self) -> None:
-        digest = hashlib.sha256(self.json_text.encode()).hexdigest()[:16]
+        digest = hashlib.sha256((self.json_text + (self.grammar or "")).encode()).hexdigest()[:16]
         object.__setattr__(self, "hash", digest)
 
     @property
@@ -86,6 +91,34 @@ def attribute_schema(category: Category, attributes: Sequence[Attribute]) -> Out
     fields = {f"a{i}": _attribute_field(a) for i, a in enumerate(attributes)}
     model = create_model("AttributeAnswer", __base__=_Closed, **fields)  # type: ignore[call-overload]
     return OutputSchema(f"attributes:{category.id}", model, _finish(model))
+
+
+_SPAN_CHARS = rf'/[^"\\]{{1,{MAX_EXTRACT_CHARS}}}/'  # Lark regex: no quote or backslash, bounded length
+_SPAN_RULE = r'span: "null" | "\"" SPAN "\""'  # Lark: null, or a SPAN in quotes
+
+
+def span_text(text: str) -> str:
+    """The product text as spans are drawn from it: one line, no quotes or backslashes, whose JSON escapes would
+    glue to the words next to them. Validation maps a span back to the text's own spelling (`find_span`)."""
+    return " ".join(re.sub(r'["\\]', " ", text).split())
+
+
+def with_spans(schema: OutputSchema, attributes: Sequence[Attribute], text: str) -> OutputSchema:
+    """`schema` (stage 2) with a grammar in which every extractive value is a run of whole words of `text`, at most
+    MAX_EXTRACT_CHARS long, and every other value is what the JSON Schema allows. Built per product."""
+    words = json.dumps({"substring_words": span_text(text)})
+    rules = [f"SPAN: %regex {words} & {_SPAN_CHARS}", _SPAN_RULE]
+    pairs = []
+    for i, attribute in enumerate(attributes):
+        key = json.dumps(json.dumps(attribute.handle) + ":")
+        if attribute.extractive:
+            pairs.append(f"{key} span")
+        else:
+            value = dict(schema.json_schema["properties"][attribute.handle]) | _RIGID_WHITESPACE
+            rules.append(f"v{i}: %json {json.dumps(value)}")
+            pairs.append(f"{key} v{i}")
+    start = 'start: "{" ' + ' "," '.join(pairs) + ' "}"'
+    return OutputSchema(schema.name, schema.model, schema.json_schema, "\n".join([start, *rules]))
 
 
 class SchemaSet:
