@@ -40,6 +40,25 @@ class _LlamaTokenizer:
         return str(self._llama.detokenize(tokens).decode("utf-8", "ignore"))
 
 
+def _reusing_processor(spec: str, tokenizer: Any, library: str) -> Any:
+    """outlines' llguidance processor, but one that compiles its matcher once and resets it for each generation.
+
+    outlines builds a new LLMatcher (grammar compiled against the vocabulary) at the first token of every
+    generation: 0.2 s on the 10,595-path Shopify enum. A reset matcher is the same constraint at no cost."""
+    from outlines.backends.llguidance import LLGuidanceLogitsProcessor
+
+    class ReusingProcessor(LLGuidanceLogitsProcessor):
+        def _setup(self, batch_size: int) -> None:
+            matchers = getattr(self, "ll_matchers", None)
+            if matchers is not None and len(matchers) == batch_size:
+                for matcher in matchers:
+                    matcher.reset()
+                return
+            super()._setup(batch_size)
+
+    return ReusingProcessor(spec, tokenizer, library)
+
+
 class LlamaCppBackend:
     name = "llamacpp"
     grammars = True  # llguidance runs in-process: span constraints are enforced while decoding
@@ -86,14 +105,14 @@ class LlamaCppBackend:
         return LogitsProcessorList([processor])
 
     def _build_processor(self, schema: OutputSchema) -> Any:
-        if schema.grammar is None:
-            return self._constraints.get_json_schema_logits_processor(schema.json_text)
         from llguidance import LLMatcher
-        from outlines.backends.llguidance import LLGuidanceLogitsProcessor
 
-        # The schema's Lark form (extractive values held to spans of the product text): llguidance takes it as is.
-        spec = LLMatcher.grammar_from_lark(schema.grammar)
-        return LLGuidanceLogitsProcessor(spec, self._constraints.llg_tokenizer, self._constraints.tensor_library_name)
+        # A Lark grammar when the schema has one (extractive values held to spans of the product text).
+        if schema.grammar is None:
+            spec = LLMatcher.grammar_from_json_schema(schema.json_text)
+        else:
+            spec = LLMatcher.grammar_from_lark(schema.grammar)
+        return _reusing_processor(spec, self._constraints.llg_tokenizer, self._constraints.tensor_library_name)
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         return [self._one(request) for request in requests]
