@@ -16,7 +16,7 @@ from tagger import __version__
 from tagger.backends import Backend, Completion, Request, make_backend
 from tagger.clean import Cleaned, Cleaner, CleaningConfig, Truncation
 from tagger.product import Product
-from tagger.prompt import Example, PromptBuilder, PromptError, PromptTemplate, load_template
+from tagger.prompt import Example, Message, PromptBuilder, PromptError, PromptTemplate, load_template
 from tagger.records import CategoryRef, ErrorInfo, ErrorRecord, Provenance, Record, TagRecord, Usage
 from tagger.schema import MAX_LIST_ITEMS, SchemaSet, with_spans
 from tagger.taxonomy import Attribute, Category, Taxonomy, load_taxonomy
@@ -117,18 +117,30 @@ class Tagger:
                 done.append((item, completion))
         return done
 
+    def _narrow(self, products: Sequence[Product]) -> tuple[list[list[Category] | None], list[list[PoolItem]]]:
+        """Per product: the categories the model may choose from (None: all) and its nearest labeled examples."""
+        shortlists: list[list[Category] | None] = [None] * len(products)
+        if self.shortlist is not None:
+            shortlists = list(self.shortlist.shortlist(products))
+        neighbours = self.examples.nearest(products) if self.examples else [[] for _ in products]
+        for i, (choices, shots) in enumerate(zip(shortlists, neighbours, strict=True)):
+            if choices is not None:  # the examples' categories join the shortlist: the model may follow them
+                shortlists[i] = list({c.id: c for c in [*(s.category for s in shots), *choices]}.values())
+        return shortlists, neighbours
+
+    def category_messages(self, product: Product) -> list[Message]:
+        """The category stage's messages for one product, exactly as the pipeline renders them (cleaned first)."""
+        product = self.cleaner.clean(product).product
+        [choices], [shots] = self._narrow([product])
+        return self.prompts.category_messages(product, choices, _category_examples(shots))
+
     def _choose_categories(self, pending: list[_Pending]) -> None:
-        products = [item.product for item in pending]
-        shortlists = self.shortlist.shortlist(products) if self.shortlist else [None] * len(pending)
-        neighbours = self.examples.nearest(products) if self.examples else [[]] * len(pending)
+        shortlists, neighbours = self._narrow([item.product for item in pending])
         requests = []
         for item, choices, shots in zip(pending, shortlists, neighbours, strict=True):
             item.shots = shots
-            if choices is not None:  # the examples' categories join the shortlist: the model may follow them
-                choices = list({c.id: c for c in [*(s.category for s in shots), *choices]}.values())
-            examples = [Example(s.product, _category_answer(s.category)) for s in shots]
             try:
-                messages = self.prompts.category_messages(item.product, choices, examples)
+                messages = self.prompts.category_messages(item.product, choices, _category_examples(shots))
             except PromptError as exc:
                 item.error = _error(item.product, "prompt_error", str(exc))
                 continue
@@ -200,8 +212,8 @@ class Tagger:
         self.backend.close()
 
 
-def _category_answer(category: Category) -> str:
-    return json.dumps({"category": category.full_path}, ensure_ascii=False)
+def _category_examples(shots: Sequence[PoolItem]) -> list[Example]:
+    return [Example(s.product, json.dumps({"category": s.category.full_path}, ensure_ascii=False)) for s in shots]
 
 
 def _attribute_answer(attributes: Sequence[Attribute], known: dict[str, list[str]]) -> str:

@@ -123,6 +123,8 @@ def _prompt_of(pipeline: Pipeline, outcome: EvalOutcome) -> Callable[[int], str]
         gold = example.gold.category_id
         if outcome.config.given_category and gold is not None:
             messages = builder.attribute_messages(example.product, outcome.taxonomy.categories[gold])
+        elif hasattr(pipeline, "category_messages"):  # with its shortlist and examples, as the model saw it
+            messages = pipeline.category_messages(example.product)
         else:
             messages = builder.category_messages(example.product)
         return "\n\n".join(f"[{m.role}]\n{m.content}" for m in messages)
