@@ -64,6 +64,7 @@ ExamplesOpt = Annotated[
     Optional[Path], typer.Option(help="A labeled JSONL pool: the nearest products become few-shot examples")
 ]
 ExampleKOpt = Annotated[int, typer.Option(help="How many examples from --examples")]
+TreeOpt = Annotated[bool, typer.Option("--tree", help="Choose the category level by level down the taxonomy")]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -104,6 +105,7 @@ class Narrowing:
     shortlist: int | None = None
     examples: Path | None = None
     example_k: int = 3
+    tree: bool = False
 
 
 def _taggers(
@@ -123,24 +125,32 @@ def _taggers(
 
     tax = _taxonomy(taxonomy)
     narrow = narrowing or Narrowing()
-    shortlist, examples = None, None
     try:
         prompt = load_template(template)
-        if narrow.shortlist or narrow.examples:
-            try:
-                from tagger.retrieval import Embedder, ExamplePool, Shortlister, read_pool
-            except ImportError as exc:
-                raise _fail(f"--shortlist and --examples need MiniLM: pip install 'tagger[eval]' ({exc})") from exc
-
-            embedder = Embedder()
-            shortlist = Shortlister(tax, embedder, narrow.shortlist) if narrow.shortlist else None
-            if narrow.examples:
-                examples = ExamplePool(read_pool(narrow.examples, tax), embedder, narrow.example_k)
+        shortlist, examples = _retrieval(tax, narrow)
         engine_options = dict(options or {}) | ({"base_url": base_url} if backend == "openai" else {})
         engines = [make_backend(backend, model, **engine_options) for _ in range(count)]
+        return [
+            Tagger(tax, engine, prompt, cleaning, shortlist=shortlist, examples=examples, tree=narrow.tree)
+            for engine in engines
+        ]
     except (PromptError, ValueError, OSError) as exc:
         raise _fail(str(exc)) from exc
-    return [Tagger(tax, e, prompt, cleaning, shortlist=shortlist, examples=examples) for e in engines]
+
+
+def _retrieval(taxonomy: Taxonomy, narrow: Narrowing) -> tuple[Any, Any]:
+    """The shortlister and the example pool that `narrow` asks for (one MiniLM model serves both)."""
+    if not narrow.shortlist and not narrow.examples:
+        return None, None
+    try:
+        from tagger.retrieval import Embedder, ExamplePool, Shortlister, read_pool
+    except ImportError as exc:
+        raise _fail(f"--shortlist and --examples need MiniLM: pip install 'tagger[eval]' ({exc})") from exc
+    embedder = Embedder()
+    shortlist = Shortlister(taxonomy, embedder, narrow.shortlist) if narrow.shortlist else None
+    if narrow.examples is None:
+        return shortlist, None
+    return shortlist, ExamplePool(read_pool(narrow.examples, taxonomy), embedder, narrow.example_k)
 
 
 def _category(taxonomy: Taxonomy, key: str) -> Category:
@@ -236,10 +246,11 @@ def tag(
     shortlist: ShortlistOpt = None,
     examples: ExamplesOpt = None,
     example_k: ExampleKOpt = 3,
+    tree: TreeOpt = False,
 ) -> None:
     """Tag one product and print its record."""
     product = _product(json_text, title, description, brand)
-    narrowing = Narrowing(shortlist, examples, example_k)
+    narrowing = Narrowing(shortlist, examples, example_k, tree)
     tagger = _taggers(1, taxonomy, template, backend, model, base_url, narrowing=narrowing)[0]
     record: Record = tagger.tag(product)
     sys.stdout.write(to_json_line(record))
@@ -283,6 +294,7 @@ def generate(
     shortlist: ShortlistOpt = None,
     examples: ExamplesOpt = None,
     example_k: ExampleKOpt = 3,
+    tree: TreeOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, errors only")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every batch and reject")] = False,
 ) -> None:
@@ -309,7 +321,7 @@ def generate(
     columns = Columns(id_column, title_column, description_column, tuple(field or DEFAULT_FIELDS))
     cleaning = CleaningConfig(enabled=not no_clean, description_tokens=description_tokens)
     engine_options = _worker_options(backend, workers, max_in_flight)
-    narrowing = Narrowing(shortlist, examples, example_k)
+    narrowing = Narrowing(shortlist, examples, example_k, tree)
     taggers = _taggers(
         max(1, workers), taxonomy, template, backend, model, base_url, engine_options, cleaning, narrowing
     )

@@ -56,7 +56,10 @@ class Tagger:
         *,
         shortlist: Shortlister | None = None,
         examples: ExamplePool | None = None,
+        tree: bool = False,
     ) -> None:
+        if tree and (shortlist is not None or examples is not None):
+            raise ValueError("the tree strategy walks the taxonomy itself: use it without a shortlist or examples")
         self.taxonomy = taxonomy or load_taxonomy()
         self.backend = backend or make_backend()
         self.template = template or load_template()
@@ -65,7 +68,8 @@ class Tagger:
         self.schemas = SchemaSet(self.taxonomy)
         self.shortlist = shortlist
         self.examples = examples
-        strategy = [part.name for part in (shortlist, examples) if part is not None]
+        self.tree = tree
+        strategy = ["tree"] if tree else [part.name for part in (shortlist, examples) if part is not None]
         self.provenance = Provenance(
             model=self.backend.model,
             backend=self.backend.name,
@@ -135,6 +139,9 @@ class Tagger:
         return self.prompts.category_messages(product, choices, _category_examples(shots))
 
     def _choose_categories(self, pending: list[_Pending]) -> None:
+        if self.tree:
+            self._descend(pending)
+            return
         shortlists, neighbours = self._narrow([item.product for item in pending])
         requests = []
         for item, choices, shots in zip(pending, shortlists, neighbours, strict=True):
@@ -152,6 +159,35 @@ class Tagger:
                 item.category = read_category(completion.text, self.taxonomy.by_path, truncated)
             except OutputError as exc:
                 item.error = _error(item.product, exc.kind, str(exc))
+
+    def _descend(self, pending: list[_Pending]) -> None:
+        """The tree strategy: a top-level category first, then one of the chosen node's children, level by level,
+        until the model keeps the node it is at or reaches a leaf. Each level is one backend call for the batch,
+        each request under the small enum of that node's children (and the node itself, to stop there)."""
+        active = list(pending)
+        while active:
+            requests = []
+            for item in active:
+                node = item.category
+                children = [self.taxonomy.categories[c] for c in node.children] if node else self.taxonomy.roots
+                choices = [node, *children] if node else children
+                try:
+                    messages = self.prompts.category_messages(item.product, choices)
+                except PromptError as exc:
+                    item.error = _error(item.product, "prompt_error", str(exc))
+                    continue
+                requests.append((item, Request(messages, self.schemas.category_among(choices), CATEGORY_MAX_TOKENS)))
+            active = []
+            for item, completion in self._run_stage(requests):
+                try:
+                    truncated = completion.finish_reason == "length"
+                    chosen = read_category(completion.text, self.taxonomy.by_path, truncated)
+                except OutputError as exc:
+                    item.error = _error(item.product, exc.kind, str(exc))
+                    continue
+                if chosen is not item.category and chosen.children:
+                    active.append(item)  # went one level down, and there is more below
+                item.category = chosen
 
     def _fill_attributes(self, pending: list[_Pending]) -> None:
         requests = []

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from tagger.backends import Backend, Completion, Request
 from tagger.backends.llamacpp import LlamaCppBackend
 from tagger.evals.config import default_data_root
 from tagger.pipeline import Tagger
@@ -22,6 +23,23 @@ DATA_ROOT = default_data_root()
 SHOPIFY_DIR = DATA_ROOT / "shopify-taxonomy"
 GOOGLE_FILE = DATA_ROOT / "google-taxonomy" / "taxonomy-with-ids.en-US.txt"
 SAMPLE_CATALOG = ROOT / "examples" / "catalog.jsonl"
+
+
+class RecordingBackend:
+    """The real backend, keeping every request it receives (to count model calls, or look at a prompt)."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.name, self.model, self.decoding, self.tokenizer = inner.name, inner.model, inner.decoding, inner.tokenizer
+        self.grammars = inner.grammars
+        self.requests: list[Request] = []
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        self.requests.extend(requests)
+        return self.inner.generate(requests)
+
+    def close(self) -> None:
+        pass  # the session's backend outlives this wrapper
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,38 +16,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tagger.backends import Backend, Completion, Request
+from tagger.backends import Backend
 from tagger.cache import ResultCache
 from tagger.pipeline import Tagger
 from tagger.product import Columns
 from tagger.run import RunOptions, generate
 from tagger.taxonomy import Taxonomy
-from tests.conftest import SAMPLE_CATALOG
+from tests.conftest import SAMPLE_CATALOG, RecordingBackend
 
 TAGGER = [sys.executable, "-m", "tagger"]
 CATALOG = [json.loads(line) for line in SAMPLE_CATALOG.read_text().splitlines()]
 
 
-class CountingBackend:
-    """The real backend, with every request it receives counted (by product title in the prompt)."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.name, self.model, self.decoding, self.tokenizer = inner.name, inner.model, inner.decoding, inner.tokenizer
-        self.grammars = inner.grammars
-        self.requests: list[Request] = []
-
-    def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        self.requests.extend(requests)
-        return self.inner.generate(requests)
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
-def counting(backend: Backend, default_taxonomy: Taxonomy) -> tuple[Tagger, CountingBackend]:
-    engine = CountingBackend(backend)
+def counting(backend: Backend, default_taxonomy: Taxonomy) -> tuple[Tagger, RecordingBackend]:
+    engine = RecordingBackend(backend)
     return Tagger(default_taxonomy, engine), engine
 
 
@@ -61,12 +43,12 @@ def _read(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def _category_prompts(engine: CountingBackend) -> list[str]:
+def _category_prompts(engine: RecordingBackend) -> list[str]:
     return [r.messages[-1].content for r in engine.requests if r.schema is not None and r.schema.name == "category"]
 
 
 def test_duplicates_reach_the_model_once_and_a_warm_cache_skips_it(
-    tmp_path: Path, counting: tuple[Tagger, CountingBackend]
+    tmp_path: Path, counting: tuple[Tagger, RecordingBackend]
 ) -> None:
     tagger, engine = counting
     kettle = CATALOG[0]
@@ -202,7 +184,7 @@ def test_sigkill_mid_run_then_rerun_gives_every_id_exactly_once(tmp_path: Path) 
     assert _ids(output) == [r["id"] for r in CATALOG[:2]]
 
 
-def test_csv_in_parquet_out_and_back(tmp_path: Path, counting: tuple[Tagger, CountingBackend]) -> None:
+def test_csv_in_parquet_out_and_back(tmp_path: Path, counting: tuple[Tagger, RecordingBackend]) -> None:
     tagger, engine = counting
     source = tmp_path / "export.csv"
     with source.open("w", newline="") as handle:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tagger import __version__
+from tagger.backends import Request
+from tagger.backends.llamacpp import LlamaCppBackend
 from tagger.io import read_rows
 from tagger.pipeline import Tagger
 from tagger.product import Product
 from tagger.records import ErrorRecord, TagRecord
 from tagger.taxonomy import Taxonomy
 from tagger.validate import check_record
-from tests.conftest import SAMPLE_CATALOG
+from tests.conftest import SAMPLE_CATALOG, RecordingBackend
 
 
 def _assert_conforms(record: TagRecord, taxonomy: Taxonomy, product: Product) -> None:
@@ -64,3 +68,24 @@ def test_record_json_shape(tagger: Tagger) -> None:
     assert line["provenance"]["cleaning"] == tagger.cleaner.config.hash
     assert line["provenance"]["taxonomy_fingerprint"] == tagger.taxonomy.fingerprint
     assert all(isinstance(v, list) for v in line["attributes"].values())
+
+
+def test_the_tree_strategy_walks_down_shopify_level_by_level(backend: LlamaCppBackend, shopify: Taxonomy) -> None:
+    recording = RecordingBackend(backend)
+    tagger = Tagger(shopify, recording, tree=True)
+    record = tagger.tag(Product("k", "Stainless steel electric kettle 1.7 L", fields={"brand": "Brewmaster"}))
+    assert isinstance(record, TagRecord), record
+    assert record.provenance.strategy == "tree"
+    levels = [r.schema.json_schema["properties"]["category"]["enum"] for r in recording.requests if _is_category(r)]
+    depth = len(record.category.path)
+    assert len(levels) in (depth, depth + 1)  # one call a level; one more when the model stopped where it was
+    assert sorted(levels[0]) == sorted(c.full_path for c in shopify.roots)
+    for level, choices in enumerate(levels[1:], start=1):  # the node reached so far, then its children
+        node = " > ".join(record.category.path[:level])
+        assert choices[0] == node and all(c.startswith(node + " > ") for c in choices[1:]), choices
+    with pytest.raises(ValueError, match="tree strategy"):
+        Tagger(shopify, recording, tree=True, examples=object())  # type: ignore[arg-type]
+
+
+def _is_category(request: Request) -> bool:
+    return request.schema is not None and request.schema.name == "category"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from tagger.backends import Backend, Completion, Request
+from tagger.backends import Backend
 from tagger.clean import Cleaner
 from tagger.cli import app
 from tagger.pipeline import Tagger
@@ -17,7 +16,7 @@ from tagger.product import Product
 from tagger.records import TagRecord
 from tagger.retrieval import Embedder, ExamplePool, PoolItem, Shortlister, read_pool
 from tagger.taxonomy import Taxonomy
-from tests.conftest import SHOPIFY_DIR
+from tests.conftest import SHOPIFY_DIR, RecordingBackend
 
 
 @pytest.fixture(scope="module")
@@ -28,23 +27,6 @@ def embedder() -> Embedder:
 @pytest.fixture(scope="module")
 def shortlister(shopify: Taxonomy, embedder: Embedder) -> Shortlister:
     return Shortlister(shopify, embedder, k=10)
-
-
-class Recording:
-    """The real backend, keeping the requests it was given."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.name, self.model, self.decoding, self.tokenizer = inner.name, inner.model, inner.decoding, inner.tokenizer
-        self.grammars = inner.grammars
-        self.requests: list[Request] = []
-
-    def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        self.requests.extend(requests)
-        return self.inner.generate(requests)
-
-    def close(self) -> None:
-        pass
 
 
 def test_shortlists_hold_the_right_shopify_category(shortlister: Shortlister, shopify: Taxonomy) -> None:
@@ -101,7 +83,7 @@ def test_read_pool_takes_paths_ids_and_tagger_records(tmp_path: Path, shopify: T
 def test_the_model_chooses_within_the_shortlist_with_examples(
     backend: Backend, shopify: Taxonomy, shortlister: Shortlister, embedder: Embedder
 ) -> None:
-    recording = Recording(backend)
+    recording = RecordingBackend(backend)
     tagger = Tagger(shopify, recording, shortlist=shortlister, examples=_pool(shopify, embedder))
     product = Product("x", "Stainless steel electric kettle 1.7 L, cordless", fields={"brand": "Brewmaster"})
     record = tagger.tag(product)

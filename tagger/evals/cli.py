@@ -63,6 +63,7 @@ def eval_command(
     examples: Annotated[
         Optional[int], typer.Option(help="K few-shot examples from the dataset, never the product [default: config]")
     ] = None,
+    tree: Annotated[bool, typer.Option("--tree", help="Choose the category level by level [default: config]")] = False,
 ) -> None:
     """Run an eval: writes results.json, samples.jsonl, report.md (and a chart); exits 4 when the gate fails."""
     try:
@@ -74,6 +75,7 @@ def eval_command(
         config.pipeline.shortlist = shortlist or None
     if examples is not None:
         config.pipeline.examples = ExamplesConfig(k=examples) if examples else None
+    config.pipeline.tree = config.pipeline.tree or tree
     root = data_root or default_data_root()
     target = out or Path("eval-results") / config.name
     outcome = run_eval(config, root, limit=limit, template=template, minilm=minilm)

@@ -51,6 +51,7 @@ class PipelineConfig(_Strict):
 
     shortlist: int | None = None  # k nearest category paths by MiniLM; None: the flat enum of every category
     examples: ExamplesConfig | None = None  # few-shot examples retrieved from a labeled pool
+    tree: bool = False  # choose level by level down the taxonomy (alone: not with a shortlist or examples)
 
 
 class SampleConfig(_Strict):

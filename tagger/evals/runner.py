@@ -81,7 +81,8 @@ def make_llm_pipeline(config: EvalConfig, taxonomy: Taxonomy, data_root: Path, t
                 ]
             examples = ExamplePool(items, embedder, spec.k)
     backend = make_backend("llamacpp", model)
-    return Tagger(taxonomy, backend, load_template(chosen), shortlist=shortlist, examples=examples)
+    tree = config.pipeline.tree
+    return Tagger(taxonomy, backend, load_template(chosen), shortlist=shortlist, examples=examples, tree=tree)
 
 
 def make_minilm_pipeline(taxonomy: Taxonomy) -> Pipeline:
