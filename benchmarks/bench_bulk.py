@@ -1,7 +1,7 @@
 """Benchmark of bulk runs: the cost of `tagger generate` over the same products through the pipeline directly.
 
     python benchmarks/bench_bulk.py [--n 1000] [--data-root ../shared/data] [--out benchmarks/results/bulk.json]
-                                    [--workers-sample 60]
+                                    [--workers-sample 60] [--scale 20]
 
 In one process, on the embedded model and the default taxonomy, for N real products (OA-Mine dev, then WDC-PAVE dev,
 replicated if N is larger):
@@ -9,7 +9,9 @@ replicated if N is larger):
    validation only, no files, no cache;
 2. generate: the same rows from a JSONL file through `tagger.run.generate` (what `tagger generate` runs) into a JSONL
    output, with a cold result cache: reading, cleaning, dedup, cache, journal, rejects;
-3. warm: generate again into a new output with the cache from (2).
+3. warm: generate again into a new output with the cache from (2);
+4. scale: the rows --scale times over with new ids, all from the cache: the bulk layer alone, its memory before and
+   after (it must not grow with the catalog).
 Reported: products/s of each, the overhead of (2) over (1), time inside the backend in each, and the peak RSS after
 each step. Then llama.cpp `--workers`: one worker on all cores against one worker per core, on a sample.
 """
@@ -88,6 +90,29 @@ def run_generate(tagger: Tagger, source: Path, output: Path, cache: ResultCache)
     return time.perf_counter() - start, summary
 
 
+def current_rss_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1024
+
+
+def scale_check(tagger: Tagger, rows: list[dict[str, Any]], folder: Path, cache: ResultCache, factor: int) -> Any:
+    """The bulk layer alone at catalog scale: the rows FACTOR times over, each copy with its own id, all served by
+    the warm cache. Memory must stay flat however many rows go through; the rate is the layer's own ceiling."""
+    source = folder / "scaled.jsonl"
+    with source.open("w") as out:
+        for copy in range(factor):
+            out.writelines(json.dumps({**row, "id": f"{row['id']}~{copy}"}) + "\n" for row in rows)
+    before = current_rss_mb()
+    seconds, summary = run_generate(tagger, source, folder / "scaled-out.jsonl", cache)
+    return {
+        "scale_rows": summary.rows,
+        "scale_generated_by_model": summary.generated,
+        "scale_products_per_s": summary.tagged / seconds,
+        "scale_rss_before_mb": before,
+        "scale_rss_after_mb": current_rss_mb(),
+    }
+
+
 def workers_check(taxonomy: Any, rows: list[dict[str, Any]], folder: Path) -> dict[str, float]:
     """products/s of generate with 1 worker x all cores against 1 worker per core (1 thread each)."""
     source = folder / "sample.jsonl"
@@ -111,6 +136,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=default_data_root())
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bulk.json")
     parser.add_argument("--workers-sample", type=int, default=60, help="products for the --workers check (0: skip)")
+    parser.add_argument("--scale", type=int, default=20, help="the rows this many times over, from the cache (0: skip)")
     args = parser.parse_args()
 
     rows = load_rows(args.data_root, args.n)
@@ -143,6 +169,8 @@ def main() -> None:
         }
         warm_s, warm = run_generate(tagger, source, folder / "warm.jsonl", cache)
         report |= {"warm_s": warm_s, "warm_generated_by_model": warm.generated, "rss_after_warm_mb": peak_rss_mb()}
+        if args.scale:
+            report |= scale_check(tagger, rows, folder, cache, args.scale)
         cache.close()
         tagger.close()
         if args.workers_sample:

@@ -58,13 +58,12 @@ class RunSummary:
 
 
 def rejects_path(output: Path) -> Path:
-    return output.with_name(output.name.split(".")[0] + ".rejects.jsonl")
+    return output.with_name(output.with_suffix("").name + ".rejects.jsonl")
 
 
 @dataclass
 class _Entry:
     row: int
-    product_id: str | None
     key: str = ""
     cleaned: Cleaned | None = None
     record: Record | None = None  # known at planning: a reject or a cache hit
@@ -113,19 +112,19 @@ class BulkRun:
 
     def _entry(self, row: int, item: Product | ProductError) -> _Entry:
         if isinstance(item, ProductError):
-            return _Entry(row, item.product_id, record=_reject(item.product_id, row, item.kind, str(item)))
+            return _Entry(row, record=_reject(item.product_id, row, item.kind, str(item)))
         claim = self.seen.claim(item.id)
         if claim == "done":
             self.summary.resumed += 1
-            return _Entry(row, item.id)
+            return _Entry(row)
         if claim == "duplicate":
             message = f"row {row} (id {item.id!r}): the id was already used by an earlier row"
-            return _Entry(row, item.id, record=_reject(item.id, row, "duplicate_id", message))
+            return _Entry(row, record=_reject(item.id, row, "duplicate_id", message))
         cleaned = self.taggers[0].cleaner.clean(item)
         if not cleaned.product.title:
             message = f"row {row} (id {item.id!r}): the title is empty after cleaning"
-            return _Entry(row, item.id, record=_reject(item.id, row, "missing_title", message))
-        return _Entry(row, item.id, content_key(cleaned.product), cleaned)
+            return _Entry(row, record=_reject(item.id, row, "missing_title", message))
+        return _Entry(row, content_key(cleaned.product), cleaned)
 
     # --- generation (a worker) --------------------------------------------------------------------------------
 
