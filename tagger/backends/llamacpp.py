@@ -95,7 +95,10 @@ class LlamaCppBackend:
 
         if request.schema is None:
             return None
-        processor: Any = self._processors.pop(request.schema.hash, None)
+        if request.schema.grammar is not None:  # one product's own grammar (its text's spans): never seen again
+            processor: Any = self._build_processor(request.schema)
+            return LogitsProcessorList([processor])
+        processor = self._processors.pop(request.schema.hash, None)
         if processor is None:
             processor = self._build_processor(request.schema)
         self._processors[request.schema.hash] = processor  # most recently used last
