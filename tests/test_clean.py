@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tagger.backends.llamacpp import LlamaCppBackend
 from tagger.clean import Cleaner, CleaningConfig, content_key, cut_to_tokens, html_to_text
 from tagger.product import Product
@@ -66,3 +68,12 @@ def test_clean_records_truncation_and_keys_ignore_markup(backend: LlamaCppBacken
     assert content_key(other.product) != content_key(cleaned.product)
     assert Cleaner(CleaningConfig(enabled=False)).clean(long).product is long
     assert CleaningConfig().hash != CleaningConfig(description_tokens=20).hash
+
+
+def test_a_closed_backend_s_tokenizer_raises_instead_of_crashing() -> None:
+    engine = LlamaCppBackend()
+    tokenizer = engine.tokenizer
+    assert tokenizer.encode("kettle")
+    engine.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        tokenizer.encode("kettle")  # llama.cpp has freed the model: touching it would be a segfault

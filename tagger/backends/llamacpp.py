@@ -34,9 +34,13 @@ class _LlamaTokenizer:
         self._llama = llama
 
     def encode(self, text: str) -> list[int]:
+        if self._llama is None:  # llama.cpp frees the model on close: using it after would crash the process
+            raise RuntimeError("the llama.cpp backend is closed")
         return list(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def decode(self, tokens: list[int]) -> str:
+        if self._llama is None:
+            raise RuntimeError("the llama.cpp backend is closed")
         return str(self._llama.detokenize(tokens).decode("utf-8", "ignore"))
 
 
@@ -145,4 +149,5 @@ class LlamaCppBackend:
 
     def close(self) -> None:
         self._processors.clear()
+        self.tokenizer._llama = None
         self._llama.close()

@@ -85,6 +85,7 @@ def eval_command(
         baseline = load_result(baseline_path).run().metrics if baseline_path and baseline_path.is_file() else None
         result.gate = check_gate(result.run().metrics, config.gate, baseline)
     write_outputs(outcome, result, target)
+    outcome.close()
     table = Table(title=f"{config.name} v{config.version}: {len(outcome.examples)} products")
     table.add_column("metric")
     for run in result.runs:
@@ -100,6 +101,7 @@ def eval_command(
         other = run_eval(config, root, limit=limit, template=compare, minilm=False)
         other_target = target.with_name(target.name + "-compare")
         write_outputs(other, to_result(other), other_target)
+        other.close()
         a, b = outcome.main.samples, other.main.samples
         console.print(
             _deltas_table(

@@ -48,10 +48,17 @@ class EvalOutcome:
     taxonomy: Taxonomy
     examples: list[LabeledProduct]
     runs: list[EvalRun] = field(default_factory=list)
+    owned: list[Pipeline] = field(default_factory=list)  # made by run_eval; open until the report is written
 
     @property
     def main(self) -> EvalRun:
         return self.runs[0]
+
+    def close(self) -> None:
+        """Close the pipelines run_eval made (the report renders failing prompts with them, so close after it)."""
+        for pipeline in self.owned:
+            pipeline.close()
+        self.owned.clear()
 
 
 def make_llm_pipeline(config: EvalConfig, taxonomy: Taxonomy, data_root: Path, template: str | None) -> Pipeline:
@@ -152,7 +159,8 @@ def run_eval(
     pipeline: Pipeline | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> EvalOutcome:
-    """The configured LLM pipeline (or `pipeline`), then the MiniLM baseline when the config or `minilm` asks."""
+    """The configured LLM pipeline (or `pipeline`), then the MiniLM baseline when the config or `minilm` asks.
+    Call `close()` on the outcome once its outputs are written."""
     taxonomy = load_taxonomy(config.resolve(config.taxonomy, data_root) if config.taxonomy else None)
     outcome = EvalOutcome(config, data_root, taxonomy, load_examples(config, taxonomy, data_root, limit))
     if not outcome.examples:
@@ -162,9 +170,11 @@ def run_eval(
         if config.backend.name == "minilm"
         else make_llm_pipeline(config, taxonomy, data_root, template)
     )
-    outcome.runs.append(run_pipeline(main.provenance.backend, main, outcome, on_progress))
     if pipeline is None:
-        main.close()
+        outcome.owned.append(main)
+    outcome.runs.append(run_pipeline(main.provenance.backend, main, outcome, on_progress))
     if (config.compare_minilm if minilm is None else minilm) and config.backend.name != "minilm":
-        outcome.runs.append(run_pipeline("minilm", make_minilm_pipeline(taxonomy), outcome, on_progress))
+        baseline = make_minilm_pipeline(taxonomy)
+        outcome.owned.append(baseline)
+        outcome.runs.append(run_pipeline("minilm", baseline, outcome, on_progress))
     return outcome
