@@ -23,10 +23,10 @@ class Provenance(BaseModel):
     template_hash: str
     taxonomy: str
     taxonomy_version: str
-    taxonomy_fingerprint: str
+    taxonomy_fingerprint: str = ""  # the defaults keep results written before these fields readable
     tagger_version: str
     decoding: dict[str, float | int]
-    cleaning: str  # the cleaning config's hash, or "off"
+    cleaning: str = "off"  # the cleaning config's hash, or "off"
     strategy: str = "flat"  # how the category was narrowed before the model chose: flat, shortlist, examples
     truncated: list[Truncation] = Field(default_factory=list)  # fields cut to their token budget for this product
 
