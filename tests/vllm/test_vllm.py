@@ -80,7 +80,7 @@ def test_server_killed_mid_run_gives_row_errors_and_a_rerun_completes(hf_model: 
 
     def command(url: str) -> list[str]:
         return [sys.executable, "-m", "tagger", "generate", str(source), "-o", str(output), "-q",
-                "--backend", "openai", "--base-url", url, "--batch-size", "1"]  # fmt: skip
+                "--backend", "openai", "--base-url", url, "--batch-size", "1", "--no-cache"]  # fmt: skip
 
     try:
         run = subprocess.Popen(command(server.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -93,13 +93,13 @@ def test_server_killed_mid_run_gives_row_errors_and_a_rerun_completes(hf_model: 
         server.stop()
     assert run.returncode == 3, stderr
     assert "Traceback" not in stderr
-    lines = [json.loads(line) for line in output.read_text().splitlines()]
-    assert len(lines) == len(PRODUCTS)
-    tagged = [line for line in lines if "category" in line]
-    failed = [line for line in lines if "error" in line]
+    tagged = [json.loads(line)["id"] for line in output.read_text().splitlines()]
+    rejects_file = tmp_path / "out.rejects.jsonl"
+    failed = [json.loads(line) for line in rejects_file.read_text().splitlines()]
     assert len(tagged) >= 2 and failed
+    assert len(tagged) + len(failed) == len(PRODUCTS)  # every row is either tagged or a reject
     assert {line["error"]["kind"] for line in failed} == {"backend_error"}
-    assert all(line["id"] for line in failed)
+    assert all(line["id"] and line["row"] for line in failed)
 
     server = start_server(hf_model, tmp_path / "again.log")
     try:
@@ -107,4 +107,7 @@ def test_server_killed_mid_run_gives_row_errors_and_a_rerun_completes(hf_model: 
     finally:
         server.stop()
     assert again.returncode == 0, again.stderr
-    assert [json.loads(line)["id"] for line in output.read_text().splitlines()] == [p.id for p in PRODUCTS]
+    ids = [json.loads(line)["id"] for line in output.read_text().splitlines()]
+    assert ids[: len(tagged)] == tagged  # the first run's work is kept; the rerun retried only the rejects
+    assert sorted(ids) == sorted(p.id for p in PRODUCTS) and len(ids) == len(set(ids))
+    assert not rejects_file.exists()  # a run with no rejects leaves no rejects file
