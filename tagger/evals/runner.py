@@ -69,24 +69,23 @@ def make_llm_pipeline(config: EvalConfig, taxonomy: Taxonomy, data_root: Path, t
     chosen = template or (config.resolve(config.template, data_root) if config.template else None)
     model = config.resolve(config.backend.model, data_root) if config.backend.model else None
     shortlist, examples = None, None
-    if config.pipeline.shortlist is not None or config.pipeline.examples is not None:
-        from tagger.retrieval import Embedder, ExamplePool, PoolItem, Shortlister, read_pool
+    spec = config.pipeline.examples
+    if config.pipeline.shortlist is not None or spec is not None:
+        from tagger.retrieval import PoolItem, build_narrowing, read_pool
+        from tagger.retrieval.examples import DEFAULT_K
 
-        embedder = Embedder()
-        if config.pipeline.shortlist is not None:
-            shortlist = Shortlister(taxonomy, embedder, config.pipeline.shortlist)
-        if config.pipeline.examples is not None:
-            spec = config.pipeline.examples
-            if spec.pool is not None:
-                items = read_pool(Path(config.resolve(spec.pool, data_root)), taxonomy)
-            else:  # the dataset itself: each product's own row is excluded by the pool
-                rows = load_examples(config, taxonomy, data_root, sample=False)
-                items = [
-                    PoolItem(r.product, taxonomy.categories[r.gold.category_id], r.gold.attributes)
-                    for r in rows
-                    if r.gold.category_id is not None
-                ]
-            examples = ExamplePool(items, embedder, spec.k)
+        items: list[PoolItem] | None = None
+        if spec is not None and spec.pool is not None:
+            items = read_pool(Path(config.resolve(spec.pool, data_root)), taxonomy)
+        elif spec is not None:  # the dataset itself: each product's own row is excluded by the pool
+            rows = load_examples(config, taxonomy, data_root, sample=False)
+            items = [
+                PoolItem(r.product, taxonomy.categories[r.gold.category_id], r.gold.attributes)
+                for r in rows
+                if r.gold.category_id is not None
+            ]
+        k = spec.k if spec is not None else DEFAULT_K
+        shortlist, examples = build_narrowing(taxonomy, config.pipeline.shortlist, items, k)
     backend = make_backend("llamacpp", model)
     tree = config.pipeline.tree
     return Tagger(taxonomy, backend, load_template(chosen), shortlist=shortlist, examples=examples, tree=tree)
