@@ -1,7 +1,7 @@
 """Benchmark of bulk runs: the cost of `tagger generate` over the same products through the pipeline directly.
 
     python benchmarks/bench_bulk.py [--n 1000] [--data-root ../shared/data] [--out benchmarks/results/bulk.json]
-                                    [--workers-sample 60] [--scale 20]
+                                    [--blocks 10] [--workers-sample 60] [--scale 20]
 
 In one process, on the embedded model and the default taxonomy, for N real products (OA-Mine dev, then WDC-PAVE dev,
 replicated if N is larger):
@@ -9,6 +9,8 @@ replicated if N is larger):
    validation only, no files, no cache;
 2. generate: the same rows from a JSONL file through `tagger.run.generate` (what `tagger generate` runs) into a JSONL
    output, with a cold result cache: reading, cleaning, dedup, cache, journal, rejects;
+(1) and (2) take turns over --blocks blocks of the rows, each block through both, alternating which goes first:
+drift over a long run (the machine, the model's state) then falls on both alike.
 3. warm: generate again into a new output with the cache from (2);
 4. scale: the rows --scale times over with new ids, all from the cache: the bulk layer alone, its memory before and
    after (it must not grow with the catalog).
@@ -90,6 +92,31 @@ def run_generate(tagger: Tagger, source: Path, output: Path, cache: ResultCache)
     return time.perf_counter() - start, summary
 
 
+def run_interleaved(
+    tagger: Tagger, backend: TimedBackend, rows: list[dict[str, Any]], folder: Path, cache: ResultCache, blocks: int
+) -> dict[str, Any]:
+    """(1) and (2) over the same blocks of rows, taking turns at going first; times summed over the blocks."""
+    size = -(-len(rows) // blocks)
+    totals = dict.fromkeys(("direct_s", "direct_backend_s", "generate_s", "generate_backend_s"), 0.0)
+    counts = {"generated_by_model": 0, "reused": 0, "rejected": 0}
+    for number, first in enumerate(range(0, len(rows), size)):
+        block = rows[first : first + size]
+        source = folder / f"block{number}.jsonl"
+        source.write_text("".join(json.dumps(r) + "\n" for r in block))
+        for kind in ("direct", "generate") if number % 2 == 0 else ("generate", "direct"):
+            backend.seconds = 0.0
+            if kind == "direct":
+                seconds = run_direct(tagger, block)
+            else:
+                seconds, summary = run_generate(tagger, source, folder / f"out{number}.jsonl", cache)
+                counts["generated_by_model"] += summary.generated
+                counts["reused"] += summary.reused
+                counts["rejected"] += summary.failed
+            totals[f"{kind}_s"] += seconds
+            totals[f"{kind}_backend_s"] += backend.seconds
+    return {"blocks": blocks, **totals, **counts}
+
+
 def current_rss_mb() -> float:
     status = Path("/proc/self/status").read_text()
     return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1024
@@ -135,6 +162,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--data-root", type=Path, default=default_data_root())
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bulk.json")
+    parser.add_argument("--blocks", type=int, default=10, help="direct and generate take turns over this many blocks")
     parser.add_argument("--workers-sample", type=int, default=60, help="products for the --workers check (0: skip)")
     parser.add_argument("--scale", type=int, default=20, help="the rows this many times over, from the cache (0: skip)")
     args = parser.parse_args()
@@ -152,21 +180,9 @@ def main() -> None:
         source = folder / "catalog.jsonl"
         source.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-        backend.seconds = 0.0
-        direct_s = run_direct(tagger, rows)
-        report |= {"direct_s": direct_s, "direct_backend_s": backend.seconds, "rss_after_direct_mb": peak_rss_mb()}
-
-        backend.seconds = 0.0
         cache = ResultCache(folder / "cache.sqlite")
-        generate_s, summary = run_generate(tagger, source, folder / "out.jsonl", cache)
-        report |= {
-            "generate_s": generate_s,
-            "generate_backend_s": backend.seconds,
-            "generated_by_model": summary.generated,
-            "reused": summary.reused,
-            "rejected": summary.failed,
-            "rss_after_generate_mb": peak_rss_mb(),
-        }
+        report |= run_interleaved(tagger, backend, rows, folder, cache, args.blocks)
+        report["rss_after_direct_and_generate_mb"] = peak_rss_mb()
         warm_s, warm = run_generate(tagger, source, folder / "warm.jsonl", cache)
         report |= {"warm_s": warm_s, "warm_generated_by_model": warm.generated, "rss_after_warm_mb": peak_rss_mb()}
         if args.scale:
@@ -176,7 +192,7 @@ def main() -> None:
         if args.workers_sample:
             report |= workers_check(taxonomy, rows[: args.workers_sample], folder)
 
-    n = len(rows)
+    n, direct_s, generate_s = len(rows), report["direct_s"], report["generate_s"]
     report |= {
         "direct_products_per_s": n / direct_s,
         "generate_products_per_s": n / generate_s,

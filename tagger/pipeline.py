@@ -105,8 +105,7 @@ class Tagger:
         if categories is None:
             self._choose_categories(pending)
         else:
-            for item, category in zip(pending, categories, strict=True):
-                item.category = category
+            self._take_given(pending, categories)
         self._fill_attributes([p for p in pending if p.error is None])
         return [p.error or self._record(p) for p in pending]
 
@@ -128,7 +127,13 @@ class Tagger:
             shortlists = list(self.shortlist.shortlist(products))
         neighbours = self.examples.nearest(products) if self.examples else [[] for _ in products]
         for i, (choices, shots) in enumerate(zip(shortlists, neighbours, strict=True)):
-            if choices is not None:  # the examples' categories join the shortlist: the model may follow them
+            if choices is None or not shots:
+                continue
+            if self.shortlist is not None and self.shortlist.k == 1:  # retrieval decides: the examples' vote
+                from tagger.retrieval.examples import vote
+
+                shortlists[i] = [vote(shots)]
+            else:  # the examples' categories join the shortlist: the model may follow them
                 shortlists[i] = list({c.id: c for c in [*(s.category for s in shots), *choices]}.values())
         return shortlists, neighbours
 
@@ -146,6 +151,9 @@ class Tagger:
         requests = []
         for item, choices, shots in zip(pending, shortlists, neighbours, strict=True):
             item.shots = shots
+            if choices is not None and len(choices) == 1:  # nothing to choose: retrieval has decided
+                item.category = choices[0]
+                continue
             try:
                 messages = self.prompts.category_messages(item.product, choices, _category_examples(shots))
             except PromptError as exc:
@@ -159,6 +167,13 @@ class Tagger:
                 item.category = read_category(completion.text, self.taxonomy.by_path, truncated)
             except OutputError as exc:
                 item.error = _error(item.product, exc.kind, str(exc))
+
+    def _take_given(self, pending: list[_Pending], categories: Sequence[Category]) -> None:
+        """Known categories: only the attribute stage runs, with examples of the same category when there is a pool."""
+        products = [item.product for item in pending]
+        neighbours = self.examples.nearest(products, categories) if self.examples else [[] for _ in pending]
+        for item, category, shots in zip(pending, categories, neighbours, strict=True):
+            item.category, item.shots = category, shots
 
     def _descend(self, pending: list[_Pending]) -> None:
         """The tree strategy: a top-level category first, then one of the chosen node's children, level by level,

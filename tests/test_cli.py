@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tagger.cli import app
@@ -69,6 +71,23 @@ def test_tag_one_product_as_a_subprocess() -> None:
     record = json.loads(done.stdout)
     assert record["id"] == "cli"
     assert record["provenance"]["backend"] == "llamacpp"
+    # The default: retrieval decides the category (a shortlist of one), the model fills the attributes.
+    assert record["provenance"]["strategy"] == "shortlist:all-MiniLM-L6-v2:k=1"
+    assert record["category"]["path"] == ["Home & Kitchen", "Kitchen Appliances", "Kettles"]
+
+
+def test_without_the_retrieval_extra_the_default_falls_back_to_the_flat_enum(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, package=None: None if name == "sentence_transformers" else real(name, package),
+    )
+    asked = runner.invoke(app, ["tag", "--title", "Blue wool scarf", "--shortlist", "5"])
+    assert asked.exit_code == 1 and "pip install 'tagger[retrieval]'" in asked.output
+    done = runner.invoke(app, ["tag", "--title", "Blue wool scarf"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["provenance"]["strategy"] == "flat"
 
 
 def test_generate_limit_and_missing_input(tmp_path: Path) -> None:

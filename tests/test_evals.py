@@ -59,10 +59,13 @@ def test_smoke_run_writes_three_outputs(good: EvalOutcome, tmp_path: Path) -> No
     assert metrics["validity"] == 1.0 and metrics["conformance"] == 1.0
     assert metrics["attribute_f1"] is not None and 0 <= metrics["attribute_f1"] <= 1
     assert loaded.run().provenance.template_hash == load_template().hash
+    peak = loaded.run().peak_rss_mb  # the process holds the model: well above an empty interpreter's ~30 MB
+    assert peak is not None and peak > 150
     lines = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert [line["id"] for line in lines] == [e.product.id for e in good.examples]
     assert lines[0]["gold"]["category"] == "Apparel & Accessories > Clothing > Tops > T-Shirts"
     report = (tmp_path / "report.md").read_text()
+    assert "| peak RSS after the run, MB |" in report
     assert "| attribute_f1 |" in report and "## Example failures" in report and "[system]" in report
     assert (tmp_path / "category_accuracy.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -11,10 +12,11 @@ from typer.testing import CliRunner
 from tagger.backends import Backend
 from tagger.clean import Cleaner
 from tagger.cli import app
+from tagger.evals.runner import baselines
 from tagger.pipeline import Tagger
 from tagger.product import Product
 from tagger.records import TagRecord
-from tagger.retrieval import Embedder, ExamplePool, PoolItem, Shortlister, read_pool
+from tagger.retrieval import Embedder, ExamplePool, NearestExampleTagger, PoolItem, Shortlister, read_pool
 from tagger.taxonomy import Taxonomy
 from tests.conftest import SHOPIFY_DIR, RecordingBackend
 
@@ -65,6 +67,41 @@ def test_a_product_is_never_its_own_example(shopify: Taxonomy, embedder: Embedde
     assert found == [["p1", "p3"], ["p1", "p3"], ["p2", "p1"]]
 
 
+def test_examples_for_a_known_category_come_from_that_category(
+    backend: Backend, shopify: Taxonomy, embedder: Embedder
+) -> None:
+    pool = _pool(shopify, embedder)
+    kettle = Product("n1", "Stainless steel electric kettle 1.7 L, cordless")
+    kettles, mugs = shopify.find("electric kettles")[0], shopify.find("mugs")[0]
+    assert [[i.product.id for i in x] for x in pool.nearest([kettle, kettle], [mugs, kettles])] == [
+        ["p3"],
+        ["p2", "p1"],
+    ]
+    recording = RecordingBackend(backend)
+    record = Tagger(shopify, recording, examples=pool).tag_batch([kettle], [kettles])[0]
+    assert isinstance(record, TagRecord) and record.category.id == kettles.id
+    [request] = recording.requests  # the attribute stage only, with the two kettles as examples
+    assert [m.role for m in request.messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    handles = [a.handle for a in shopify.attributes_for(kettles.id)]
+    assert list(json.loads(request.messages[2].content)) == handles  # each answer in this category's shape
+
+
+def test_knn_baseline_takes_the_examples_vote(shopify: Taxonomy, embedder: Embedder) -> None:
+    pool = _pool(shopify, embedder)  # k=2 over two kettles and a mug
+    knn = NearestExampleTagger(shopify, pool)
+    kettle, mug = Product("n1", "Stainless steel electric kettle 1.7 L, cordless"), Product("n2", "Stoneware mug, blue")
+    records = knn.tag_batch([kettle, mug])
+    assert all(isinstance(r, TagRecord) for r in records)
+    # The kettle's two nearest are kettles; the mug's are the mug and a kettle: a tie, won by the nearer.
+    assert [r.category.id for r in records if isinstance(r, TagRecord)] == [
+        shopify.find("electric kettles")[0].id,
+        shopify.find("mugs")[0].id,
+    ]
+    assert records[0].provenance.backend == "knn" and records[0].provenance.strategy == pool.name
+    main = SimpleNamespace(examples=pool)  # an LLM pipeline with examples gets both baselines beside it
+    assert [name for name, _ in baselines(main, shopify)] == ["minilm", "knn"]
+
+
 def test_read_pool_takes_paths_ids_and_tagger_records(tmp_path: Path, shopify: Taxonomy) -> None:
     kettles = shopify.find("electric kettles")[0]
     rows = [
@@ -98,6 +135,32 @@ def test_the_model_chooses_within_the_shortlist_with_examples(
     assert '{"category": "Home & Garden' in category_request.messages[2].content
     assert record.provenance.strategy.startswith("shortlist:all-MiniLM-L6-v2:k=10+examples:")
     assert tagger.schemas.category_among([shopify.categories[c.id] for c in shortlister.shortlist([product])[0]])
+
+
+def test_a_shortlist_of_one_is_decided_without_the_model(
+    backend: Backend, shopify: Taxonomy, embedder: Embedder
+) -> None:
+    recording = RecordingBackend(backend)
+    top = Shortlister(shopify, embedder, k=1)
+    product = Product("x", "Stainless steel electric kettle 1.7 L, cordless", fields={"brand": "Brewmaster"})
+    record = Tagger(shopify, recording, shortlist=top).tag(product)
+    assert isinstance(record, TagRecord), record
+    assert record.category.id == top.shortlist([product])[0][0].id
+    [request] = recording.requests  # the attribute stage alone
+    assert request.schema is not None and "category" not in request.schema.json_schema["properties"]
+
+
+def test_a_shortlist_of_one_with_examples_takes_their_vote(
+    backend: Backend, shopify: Taxonomy, embedder: Embedder
+) -> None:
+    recording = RecordingBackend(backend)
+    pool = _pool(shopify, embedder)
+    tagger = Tagger(shopify, recording, shortlist=Shortlister(shopify, embedder, k=1), examples=pool)
+    record = tagger.tag(Product("x", "Stainless steel electric kettle 1.7 L, cordless"))
+    assert isinstance(record, TagRecord), record
+    assert record.category.id == shopify.find("electric kettles")[0].id  # both nearest examples are kettles
+    [request] = recording.requests  # no category call; the attributes with the two kettles as examples
+    assert [m.role for m in request.messages] == ["system", "user", "assistant", "user", "assistant", "user"]
 
 
 def test_tag_command_with_a_shortlist_on_shopify(tmp_path: Path) -> None:

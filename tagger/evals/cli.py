@@ -75,7 +75,9 @@ def eval_command(
         config.pipeline.shortlist = shortlist or None
     if examples is not None:
         config.pipeline.examples = ExamplesConfig(k=examples) if examples else None
-    config.pipeline.tree = config.pipeline.tree or tree
+    if tree:  # the tree walks the taxonomy itself: it replaces the config's shortlist unless one was asked for
+        config.pipeline.tree = True
+        config.pipeline.shortlist = shortlist or None
     root = data_root or default_data_root()
     target = out or Path("eval-results") / config.name
     outcome = run_eval(config, root, limit=limit, template=template, minilm=minilm)

@@ -27,6 +27,7 @@ class RunResult(BaseModel):
     n: int
     seconds: float
     metrics: dict[str, float | None]
+    peak_rss_mb: float | None = None  # the process's peak RSS after this run (runs share the process)
 
 
 class EvalResult(BaseModel):
@@ -50,7 +51,14 @@ def to_result(outcome: EvalOutcome) -> EvalResult:
         data_root=str(outcome.data_root),
         config=outcome.config.model_dump(mode="json"),
         runs=[
-            RunResult(name=r.name, provenance=r.provenance, n=len(r.samples), seconds=r.seconds, metrics=r.metrics)
+            RunResult(
+                name=r.name,
+                provenance=r.provenance,
+                n=len(r.samples),
+                seconds=r.seconds,
+                metrics=r.metrics,
+                peak_rss_mb=r.peak_rss_mb,
+            )
             for r in outcome.runs
         ],
     )
@@ -152,6 +160,7 @@ def _report(outcome: EvalOutcome, result: EvalResult, chart: str | None) -> str:
     ]
     for name in config.metrics:
         lines.append(f"| {name} | " + " | ".join(_fmt(r.metrics.get(name)) for r in result.runs) + " |")
+    lines.append("| peak RSS after the run, MB | " + " | ".join(_fmt(r.peak_rss_mb) for r in result.runs) + " |")
     if result.gate is not None:
         lines += ["", "**Gate: passed**" if not result.gate else "**Gate: FAILED**", *[f"- {f}" for f in result.gate]]
     worst = sorted(

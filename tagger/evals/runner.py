@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tagger.evals.config import EvalConfig
 from tagger.evals.dataset import LabeledProduct, load_examples
@@ -16,6 +17,9 @@ from tagger.product import Product
 from tagger.prompt import PromptBuilder
 from tagger.records import Provenance, Record
 from tagger.taxonomy import Category, Taxonomy, load_taxonomy
+
+if TYPE_CHECKING:
+    from tagger.retrieval import PoolItem
 
 BATCH = 8
 
@@ -38,6 +42,7 @@ class EvalRun:
     records: list[Record]
     metrics: dict[str, float | None]
     seconds: float
+    peak_rss_mb: float  # the process's peak so far: runs share a process, so a later run's includes earlier ones
     prompt: Callable[[int], str] | None = None  # the prompt of sample i, for the report's failures
 
 
@@ -61,6 +66,24 @@ class EvalOutcome:
         self.owned.clear()
 
 
+def example_pool(config: EvalConfig, taxonomy: Taxonomy, data_root: Path) -> list[PoolItem] | None:
+    """The labeled pool the config's examples come from: its own file, or else the dataset itself (each product's
+    own row is then excluded by the pool). None when the config asks for no examples."""
+    from tagger.retrieval import PoolItem, read_pool
+
+    spec = config.pipeline.examples
+    if spec is None:
+        return None
+    if spec.pool is not None:
+        return read_pool(Path(config.resolve(spec.pool, data_root)), taxonomy)
+    rows = load_examples(config, taxonomy, data_root, sample=False)
+    return [
+        PoolItem(r.product, taxonomy.categories[r.gold.category_id], r.gold.attributes)
+        for r in rows
+        if r.gold.category_id is not None
+    ]
+
+
 def make_llm_pipeline(config: EvalConfig, taxonomy: Taxonomy, data_root: Path, template: str | None) -> Pipeline:
     from tagger.backends import make_backend
     from tagger.pipeline import Tagger
@@ -71,21 +94,12 @@ def make_llm_pipeline(config: EvalConfig, taxonomy: Taxonomy, data_root: Path, t
     shortlist, examples = None, None
     spec = config.pipeline.examples
     if config.pipeline.shortlist is not None or spec is not None:
-        from tagger.retrieval import PoolItem, build_narrowing, read_pool
+        from tagger.retrieval import build_narrowing
         from tagger.retrieval.examples import DEFAULT_K
 
-        items: list[PoolItem] | None = None
-        if spec is not None and spec.pool is not None:
-            items = read_pool(Path(config.resolve(spec.pool, data_root)), taxonomy)
-        elif spec is not None:  # the dataset itself: each product's own row is excluded by the pool
-            rows = load_examples(config, taxonomy, data_root, sample=False)
-            items = [
-                PoolItem(r.product, taxonomy.categories[r.gold.category_id], r.gold.attributes)
-                for r in rows
-                if r.gold.category_id is not None
-            ]
         k = spec.k if spec is not None else DEFAULT_K
-        shortlist, examples = build_narrowing(taxonomy, config.pipeline.shortlist, items, k)
+        pool = example_pool(config, taxonomy, data_root)
+        shortlist, examples = build_narrowing(taxonomy, config.pipeline.shortlist, pool, k)
     backend = make_backend("llamacpp", model)
     tree = config.pipeline.tree
     return Tagger(taxonomy, backend, load_template(chosen), shortlist=shortlist, examples=examples, tree=tree)
@@ -117,7 +131,8 @@ def run_pipeline(
     metrics = compute(outcome.config.metrics, samples)
     if "products_per_s" in metrics and seconds:
         metrics["products_per_s"] = len(samples) / seconds  # wall clock: what a user waits for
-    return EvalRun(name, pipeline.provenance, samples, records, metrics, seconds, _prompt_of(pipeline, outcome))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    return EvalRun(name, pipeline.provenance, samples, records, metrics, seconds, peak, _prompt_of(pipeline, outcome))
 
 
 def _prompt_of(pipeline: Pipeline, outcome: EvalOutcome) -> Callable[[int], str] | None:
@@ -173,7 +188,19 @@ def run_eval(
         outcome.owned.append(main)
     outcome.runs.append(run_pipeline(main.provenance.backend, main, outcome, on_progress))
     if (config.compare_minilm if minilm is None else minilm) and config.backend.name != "minilm":
-        baseline = make_minilm_pipeline(taxonomy)
-        outcome.owned.append(baseline)
-        outcome.runs.append(run_pipeline("minilm", baseline, outcome, on_progress))
+        for name, baseline in baselines(main, taxonomy):
+            outcome.owned.append(baseline)
+            outcome.runs.append(run_pipeline(name, baseline, outcome, on_progress))
     return outcome
+
+
+def baselines(main: Pipeline, taxonomy: Taxonomy) -> list[tuple[str, Pipeline]]:
+    """MiniLM's nearest category path; and with few-shot examples, the examples' own vote (k-NN), so that a
+    report shows what the model adds over what its examples already say."""
+    from tagger.retrieval import NearestExampleTagger
+
+    runs: list[tuple[str, Pipeline]] = [("minilm", make_minilm_pipeline(taxonomy))]
+    pool = getattr(main, "examples", None)
+    if pool is not None:
+        runs.append(("knn", NearestExampleTagger(taxonomy, pool)))
+    return runs

@@ -1,17 +1,19 @@
 """Retrieval: sentence embeddings of products and category paths: the MiniLM baseline, category shortlists and
-few-shot examples from a labeled pool."""
+few-shot examples from a labeled pool, and the k-NN baseline over that pool."""
 
 from tagger.retrieval.embeddings import CategoryIndex, Embedder
 from tagger.retrieval.examples import ExamplePool, PoolItem, read_pool
-from tagger.retrieval.narrowing import build_narrowing
-from tagger.retrieval.nearest import NearestCategoryTagger
+from tagger.retrieval.narrowing import DEFAULT_SHORTLIST, build_narrowing
+from tagger.retrieval.nearest import NearestCategoryTagger, NearestExampleTagger
 from tagger.retrieval.shortlist import Shortlister
 
 __all__ = [
+    "DEFAULT_SHORTLIST",
     "CategoryIndex",
     "Embedder",
     "ExamplePool",
     "NearestCategoryTagger",
+    "NearestExampleTagger",
     "PoolItem",
     "Shortlister",
     "build_narrowing",

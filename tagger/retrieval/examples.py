@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,13 @@ def read_pool(path: Path, taxonomy: Taxonomy, columns: Columns | None = None) ->
     return items
 
 
+def vote(shots: Sequence[PoolItem]) -> Category:
+    """The category most of `shots` (nearest first) have; the nearest one's among equals."""
+    counts = Counter(s.category.id for s in shots)
+    best = max(counts.values())
+    return next(s.category for s in shots if counts[s.category.id] == best)
+
+
 class ExamplePool:
     """Labeled products and their vectors; `nearest` gives each product its k most similar others."""
 
@@ -88,14 +96,25 @@ class ExamplePool:
     def name(self) -> str:
         return f"examples:{self.embedder.name}:k={self.k}:pool={self.fingerprint}"
 
-    def nearest(self, products: Sequence[Product]) -> list[list[PoolItem]]:
+    def nearest(
+        self, products: Sequence[Product], categories: Sequence[Category] | None = None
+    ) -> list[list[PoolItem]]:
+        """The k most similar pool items per product; with `categories` (one per product, known already), only
+        items of that category: their answers have the shape the product's own answer must have."""
         if not products:
             return []
         scores = self.embedder.encode([query_text(p) for p in products]) @ self._vectors.T
         order = np.argsort(-scores, axis=1)
+        wanted: Sequence[Category | None] = categories or [None] * len(products)
         found = []
-        for product, ranked in zip(products, order, strict=True):
+        for product, ranked, category in zip(products, order, wanted, strict=True):
             key = content_key(product)
-            own = (i for i in ranked if self.items[i].product.id != product.id and self._keys[i] != key)
-            found.append([self.items[i] for _, i in zip(range(self.k), own, strict=False)])
+            own = (
+                self.items[i]
+                for i in ranked
+                if self.items[i].product.id != product.id
+                and self._keys[i] != key
+                and (category is None or self.items[i].category.id == category.id)
+            )
+            found.append([item for _, item in zip(range(self.k), own, strict=False)])
         return found

@@ -1,4 +1,5 @@
-"""The MiniLM baseline: each product gets the category whose path embedding is nearest to its title's."""
+"""The retrieval baselines an LLM pipeline must beat, with no model call: MiniLM nearest category path, and the
+categories of the nearest labeled examples (k-NN over the user's pool)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,37 @@ from tagger import __version__
 from tagger.product import Product
 from tagger.records import CategoryRef, Provenance, Record, TagRecord, Usage
 from tagger.retrieval.embeddings import CategoryIndex, Embedder
+from tagger.retrieval.examples import ExamplePool, vote
 from tagger.taxonomy import Category, Taxonomy
+
+
+def _provenance(taxonomy: Taxonomy, model: str, backend: str, strategy: str = "flat") -> Provenance:
+    return Provenance(
+        model=model,
+        backend=backend,
+        template="-",
+        template_hash="-",
+        taxonomy=taxonomy.name,
+        taxonomy_version=taxonomy.version,
+        taxonomy_fingerprint=taxonomy.fingerprint,
+        tagger_version=__version__,
+        decoding={},
+        cleaning="off",
+        strategy=strategy,
+    )
+
+
+def _records(products: Sequence[Product], chosen: Sequence[Category], seconds: float, made: Provenance) -> list[Record]:
+    each = round(seconds / max(len(products), 1), 4)
+    return [
+        TagRecord(
+            id=product.id,
+            category=CategoryRef(id=category.id, path=list(category.path)),
+            usage=Usage(seconds=each),
+            provenance=made,
+        )
+        for product, category in zip(products, chosen, strict=True)
+    ]
 
 
 class NearestCategoryTagger:
@@ -19,34 +50,34 @@ class NearestCategoryTagger:
         self.taxonomy = taxonomy
         self.embedder = embedder or Embedder()
         self.index = CategoryIndex(taxonomy, self.embedder)
-        self.provenance = Provenance(
-            model=self.embedder.name,
-            backend="minilm",
-            template="-",
-            template_hash="-",
-            taxonomy=taxonomy.name,
-            taxonomy_version=taxonomy.version,
-            taxonomy_fingerprint=taxonomy.fingerprint,
-            tagger_version=__version__,
-            decoding={},
-            cleaning="off",
-        )
+        self.provenance = _provenance(taxonomy, self.embedder.name, "minilm")
 
     def tag_batch(self, products: Sequence[Product], categories: Sequence[Category] | None = None) -> list[Record]:
         start = time.perf_counter()
         # Titles alone: descriptions repeat spec tables that pull the vector away from the product type.
-        vectors = self.embedder.encode([p.title for p in products])
-        ranked = self.index.nearest(vectors, 1)
-        seconds = (time.perf_counter() - start) / max(len(products), 1)
-        return [
-            TagRecord(
-                id=product.id,
-                category=CategoryRef(id=best[0][0].id, path=list(best[0][0].path)),
-                usage=Usage(seconds=round(seconds, 4)),
-                provenance=self.provenance,
-            )
-            for product, best in zip(products, ranked, strict=True)
-        ]
+        ranked = self.index.nearest(self.embedder.encode([p.title for p in products]), 1)
+        return _records(products, [best[0][0] for best in ranked], time.perf_counter() - start, self.provenance)
+
+    def close(self) -> None:
+        pass
+
+
+class NearestExampleTagger:
+    """The pool's own answer: the category most of a product's k nearest labeled examples have (the nearest one's
+    on a tie). What few-shot examples bring before any model reads them. No attributes."""
+
+    def __init__(self, taxonomy: Taxonomy, pool: ExamplePool) -> None:
+        self.pool = pool
+        self.provenance = _provenance(taxonomy, pool.embedder.name, "knn", pool.name)
+
+    def tag_batch(self, products: Sequence[Product], categories: Sequence[Category] | None = None) -> list[Record]:
+        start = time.perf_counter()
+        chosen = []
+        for product, shots in zip(products, self.pool.nearest(products), strict=True):
+            if not shots:
+                raise ValueError(f"product {product.id}: the example pool has no other product")
+            chosen.append(vote(shots))
+        return _records(products, chosen, time.perf_counter() - start, self.provenance)
 
     def close(self) -> None:
         pass
