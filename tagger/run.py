@@ -246,8 +246,9 @@ def generate(
             if on_progress is not None:
                 on_progress(summary)
 
-    # One worker generates in this thread: measured, a llama.cpp backend driven from a second thread ran its model
-    # calls 6-12% slower, and planning the next batch meanwhile saves only ~0.06% of the run.
+    # One worker generates in this thread: planning the next batch meanwhile would save only ~0.06% of the run
+    # (bench_bulk.py). The 6-12% slowdown once blamed on a worker thread was drift over a long run: interleaved,
+    # the two measure alike.
     pool = ThreadPoolExecutor(len(workers), thread_name_prefix="tagger") if len(workers) > 1 else None
     try:
         rows = islice(read_rows(source, options.input_format, options.columns), options.limit)
