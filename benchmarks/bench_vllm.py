@@ -1,11 +1,16 @@
 """Benchmark of the vLLM backends on this machine, against llama.cpp, on the same products (run in .venv-vllm).
 
     python benchmarks/bench_vllm.py [--n 200] [--data-root ../shared/data] [--out benchmarks/results/vllm.json]
-                                    [--structured-backend auto] [--skip-llamacpp]
+                                    [--structured-backend xgrammar] [--skip-llamacpp] [--inflight 32,8,1] [--warmup 4]
 
 Reports products/s of the full two-stage pipeline for vLLM offline (the whole set in one batch per stage), the vLLM
 server at 1, 8 and 32 requests in flight, and llama.cpp; the ratio of constrained to unconstrained vLLM time for the
-same prompts; engine and server start times; peak RSS of this process and of the server's processes.
+same prompts; engine and server start times; peak RSS of the offline engine's processes, of the server's, and of
+this process (which also holds llama.cpp).
+
+Each backend first tags a few products outside the measured set, untimed (first-call costs: grammar compiler setup,
+kernel selection), so the rates are steady-state. The report is rewritten after every phase, so a cut run keeps the
+phases it finished; the server phases run from most to fewest requests in flight (the serial one is the longest).
 """
 
 from __future__ import annotations
@@ -38,9 +43,10 @@ def _tree_peak_rss_mb(pid: int) -> float:
     return total
 
 
-def _rate(tagger: Any, products: list[Any]) -> tuple[float, int]:
+def _rate(tagger: Any, products: list[Any], warmup: list[Any]) -> tuple[float, int]:
     from tagger.records import TagRecord
 
+    tagger.tag_batch(warmup)
     start = time.perf_counter()
     records = tagger.tag_batch(products)
     seconds = time.perf_counter() - start
@@ -51,7 +57,7 @@ def main() -> None:
     from tagger.backends import Request
     from tagger.backends.convert import embedded_hf_model
     from tagger.backends.openai import OpenAIBackend
-    from tagger.backends.vllm import VLLMBackend
+    from tagger.backends.vllm import VLLMBackend, default_dtype
     from tagger.evals.config import default_data_root
     from tagger.io import read_rows
     from tagger.pipeline import CATEGORY_MAX_TOKENS, Tagger
@@ -63,23 +69,37 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--data-root", type=Path, default=default_data_root())
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "vllm.json")
-    parser.add_argument("--structured-backend", default="auto")
+    parser.add_argument("--structured-backend", default="xgrammar")
     parser.add_argument("--skip-llamacpp", action="store_true")
+    parser.add_argument("--inflight", default="32,8,1", help="server phases, requests in flight, comma-separated")
+    parser.add_argument("--warmup", type=int, default=4, help="untimed products before each backend's timed run")
     args = parser.parse_args()
 
-    products = [p for _, p in read_rows(args.data_root / "flipkart" / "dev.jsonl") if isinstance(p, Product)]
-    products = products[: args.n]
+    rows = [p for _, p in read_rows(args.data_root / "flipkart" / "dev.jsonl") if isinstance(p, Product)]
+    products, warmup = rows[: args.n], rows[args.n : args.n + args.warmup]
     taxonomy = load_taxonomy()
     model = embedded_hf_model()
-    report: dict[str, Any] = {"products": len(products), "taxonomy": f"{taxonomy.name} {taxonomy.version}"}
+    report: dict[str, Any] = {
+        "products": len(products),
+        "taxonomy": f"{taxonomy.name} {taxonomy.version}",
+        "dtype": default_dtype(),
+        "structured_outputs_backend": args.structured_backend,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        args.out.write_text(json.dumps(report, indent=2))
 
     start = time.perf_counter()
     engine = VLLMBackend(
         str(model), enforce_eager=True, max_model_len=2048, structured_outputs_backend=args.structured_backend
     )
     report["vllm_engine_start_s"] = time.perf_counter() - start
+    save()
     tagger = Tagger(taxonomy, engine)
-    report["vllm_offline_products_per_s"], report["vllm_offline_tagged"] = _rate(tagger, products)
+    report["vllm_offline_products_per_s"], report["vllm_offline_tagged"] = _rate(tagger, products, warmup)
+    save()
     requests = [
         Request(tagger.prompts.category_messages(p), tagger.schemas.category, CATEGORY_MAX_TOKENS) for p in products
     ]
@@ -93,31 +113,32 @@ def main() -> None:
     tokens_u = sum(c.completion_tokens for c in unconstrained)
     report["vllm_constrained_to_unconstrained_time"] = (t1 - t0) / (t2 - t1)
     report["vllm_constrained_to_unconstrained_per_token"] = ((t1 - t0) / tokens_c) / ((t2 - t1) / tokens_u)
-    report["peak_rss_mb_after_offline"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # The engine core runs in a child process: its memory counts too.
+    report["vllm_offline_peak_rss_mb"] = _tree_peak_rss_mb(os.getpid())
     engine.close()
-
-    start = time.perf_counter()
-    server = start_server(model, args.out.with_suffix(".server.log"))
-    report["vllm_server_start_s"] = time.perf_counter() - start
-    try:
-        for inflight in (1, 8, 32):
-            backend = OpenAIBackend(server.url, concurrency=inflight)
-            rate, tagged = _rate(Tagger(taxonomy, backend), products)
-            report[f"vllm_server_{inflight}_inflight_products_per_s"] = rate
-            report[f"vllm_server_{inflight}_inflight_tagged"] = tagged
-        report["server_peak_rss_mb"] = _tree_peak_rss_mb(server.process.pid)
-    finally:
-        server.stop()
+    save()
 
     if not args.skip_llamacpp:
         from tagger.backends.llamacpp import LlamaCppBackend
 
         report["llamacpp_products_per_s"], report["llamacpp_tagged"] = _rate(
-            Tagger(taxonomy, LlamaCppBackend()), products
+            Tagger(taxonomy, LlamaCppBackend()), products, warmup
         )
-    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+        save()
+
+    start = time.perf_counter()
+    server = start_server(model, args.out.with_suffix(".server.log"))
+    report["vllm_server_start_s"] = time.perf_counter() - start
+    try:
+        for inflight in (int(n) for n in args.inflight.split(",")):
+            backend = OpenAIBackend(server.url, concurrency=inflight)
+            rate, tagged = _rate(Tagger(taxonomy, backend), products, warmup)
+            report[f"vllm_server_{inflight}_inflight_products_per_s"] = rate
+            report[f"vllm_server_{inflight}_inflight_tagged"] = tagged
+            report["server_peak_rss_mb"] = _tree_peak_rss_mb(server.process.pid)
+            save()
+    finally:
+        server.stop()
     for key, value in report.items():
         print(f"  {key:48s} {value:.3f}" if isinstance(value, float) else f"  {key:48s} {value}")
 

@@ -5,6 +5,7 @@ These tests run in the vLLM environment (`make test-vllm`); the main suite desel
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -69,10 +70,14 @@ class Server:
 
 
 def start_server(model: Path, log: Path, timeout_s: float = 240) -> Server:
+    """`vllm serve` with the settings the offline backend uses: its dtype, xgrammar with whitespace fixed."""
+    from tagger.backends.vllm import default_dtype, structured_outputs_config
+
     port = free_port()
     command = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-        "--served-model-name", SERVED_NAME, "--enforce-eager", "--max-model-len", "2048", "--dtype", "bfloat16",
+        "--served-model-name", SERVED_NAME, "--enforce-eager", "--max-model-len", "2048", "--dtype", default_dtype(),
+        "--structured-outputs-config", json.dumps(structured_outputs_config("xgrammar")),
         "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
     handle = log.open("wb")
