@@ -22,7 +22,7 @@ from rich.table import Table
 
 from tagger.clean import CleaningConfig
 from tagger.product import DEFAULT_FIELDS, Columns, Product, ProductError, product_from_record
-from tagger.prompt import PromptBuilder, PromptError, load_template
+from tagger.prompt import PromptError, load_template
 from tagger.records import ErrorRecord, Record, to_json_line
 from tagger.schema import SchemaSet
 from tagger.taxonomy import Category, Taxonomy, TaxonomyError, load_taxonomy
@@ -224,22 +224,32 @@ def render(
     category: Annotated[
         Optional[str], typer.Option("--category", "-c", help="Render the attribute stage for this category id/path")
     ] = None,
+    shortlist: ShortlistOpt = None,
+    examples: ExamplesOpt = None,
+    example_k: ExampleKOpt = 3,
+    tree: TreeOpt = False,
 ) -> None:
-    """Print the exact chat messages the model gets for a product (the category stage unless --category)."""
-    tax = _taxonomy(taxonomy)
+    """Print the exact chat messages of the first model call for a product, as `tag` would make it (cleaned, with
+    the same narrowing): the category stage, or the attribute stage when retrieval or --category decides."""
     product = _product(json_text, title, description, brand)
+    tagger = _taggers(
+        1, taxonomy, template, "llamacpp", None, None, narrowing=Narrowing(shortlist, examples, example_k, tree)
+    )[0]
     try:
-        prompt = load_template(template)
-        builder = PromptBuilder(tax, prompt)
-        if category is None:
-            messages = builder.category_messages(product)
-        else:
-            messages = builder.attribute_messages(product, _category(tax, category))
+        shown = tagger.render(product, _category(tagger.taxonomy, category) if category else None)
     except PromptError as exc:
         raise _fail(str(exc)) from exc
+    finally:
+        tagger.close()
+    prompt = tagger.template
     out.print(f"[dim]template {prompt.name} ({prompt.path}) sha256:{prompt.hash}[/dim]")
-    for message in messages:
-        out.rule(message.role)
+    if shown.category is not None and category is None:
+        out.print(
+            f"category: {escape(shown.category.full_path)} (decided by {tagger.provenance.strategy}: no model call)",
+            soft_wrap=True,
+        )
+    for message in shown.messages:
+        out.rule(f"{shown.stage} stage: {message.role}")
         out.print(message.content, markup=False, soft_wrap=True)
 
 

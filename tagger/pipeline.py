@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tagger import __version__
 from tagger.backends import Backend, Completion, Request, make_backend
@@ -28,6 +28,15 @@ if TYPE_CHECKING:  # retrieval needs numpy and sentence-transformers: only those
 
 CATEGORY_MAX_TOKENS = 96  # the longest Shopify path is ~45 tokens, plus the JSON around it
 ATTRIBUTE_MAX_TOKENS = 384
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What the pipeline sends first for a product (`Tagger.render`)."""
+
+    category: Category | None  # known before any model call (given, or decided by retrieval); None: the model chooses
+    stage: Literal["category", "attributes"]
+    messages: list[Message]
 
 
 @dataclass
@@ -137,11 +146,28 @@ class Tagger:
                 shortlists[i] = list({c.id: c for c in [*(s.category for s in shots), *choices]}.values())
         return shortlists, neighbours
 
-    def category_messages(self, product: Product) -> list[Message]:
-        """The category stage's messages for one product, exactly as the pipeline renders them (cleaned first)."""
+    def render(self, product: Product, category: Category | None = None) -> Rendered:
+        """The first model call for one product, exactly as the pipeline makes it (cleaned first): the category
+        stage's messages, or, when the category is given or retrieval decides it, the attribute stage's."""
         product = self.cleaner.clean(product).product
-        [choices], [shots] = self._narrow([product])
-        return self.prompts.category_messages(product, choices, _category_examples(shots))
+        if category is not None:
+            [shots] = self.examples.nearest([product], [category]) if self.examples else [[]]
+        elif self.tree:  # the first level: the roots
+            return Rendered(None, "category", self.prompts.category_messages(product, self.taxonomy.roots))
+        else:
+            [choices], [shots] = self._narrow([product])
+            if choices is None or len(choices) > 1:
+                messages = self.prompts.category_messages(product, choices, _category_examples(shots))
+                return Rendered(None, "category", messages)
+            category = choices[0]
+        attributes = self.taxonomy.attributes_for(category.id)
+        return Rendered(category, "attributes", self._attribute_messages(product, category, attributes, shots))
+
+    def _attribute_messages(
+        self, product: Product, category: Category, attributes: Sequence[Attribute], shots: Sequence[PoolItem]
+    ) -> list[Message]:
+        examples = [Example(s.product, _attribute_answer(attributes, s.attributes)) for s in shots]
+        return self.prompts.attribute_messages(product, category, examples)
 
     def _choose_categories(self, pending: list[_Pending]) -> None:
         if self.tree:
@@ -214,9 +240,8 @@ class Tagger:
             attributes = self.taxonomy.attributes_for(item.category.id)
             if self.backend.grammars and any(a.extractive for a in attributes):
                 schema = with_spans(schema, attributes, item.product.text)  # spans of this product's text only
-            examples = [Example(s.product, _attribute_answer(attributes, s.attributes)) for s in item.shots]
             try:
-                messages = self.prompts.attribute_messages(item.product, item.category, examples)
+                messages = self._attribute_messages(item.product, item.category, attributes, item.shots)
             except PromptError as exc:
                 item.error = _error(item.product, "prompt_error", str(exc))
                 continue

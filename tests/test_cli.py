@@ -50,11 +50,20 @@ def test_schema_command() -> None:
     assert runner.invoke(app, ["schema", "-c", "nope"]).exit_code == 1
 
 
-def test_render_prints_the_exact_messages() -> None:
-    result = runner.invoke(app, ["render", "--json", '{"id": "a", "title": "Blue wool scarf", "brand": "Loom"}'])
+def test_render_prints_the_first_model_call() -> None:
+    scarf = ["render", "--json", '{"id": "a", "title": "Blue wool scarf", "brand": "Loom"}']
+    result = runner.invoke(app, scarf)  # the default: retrieval decides the category, the model gets the attributes
     assert result.exit_code == 0, result.output
     assert "Title: Blue wool scarf\nBrand: Loom" in result.output
     assert "sha256:" in result.output
+    assert "(decided by shortlist:all-MiniLM-L6-v2:k=1: no model call)" in result.output
+    assert "attributes stage: user" in result.output and "category stage" not in result.output
+    flat = runner.invoke(app, [*scarf, "--shortlist", "0"])  # the model chooses among every category
+    assert flat.exit_code == 0, flat.output
+    assert "category stage: user" in flat.output and "no model call" not in flat.output
+    given = runner.invoke(app, [*scarf, "--shortlist", "0", "--category", "scarves"])
+    assert given.exit_code == 0, given.output
+    assert "attributes stage: user" in given.output and "no model call" not in given.output
     missing = runner.invoke(app, ["render", "--json", '{"id": "a"}'])
     assert missing.exit_code == 1 and "no 'title'" in missing.output
 

@@ -134,6 +134,8 @@ def test_the_model_chooses_within_the_shortlist_with_examples(
     assert roles == ["system", "user", "assistant", "user", "assistant", "user"]  # two example turns, then the product
     assert '{"category": "Home & Garden' in category_request.messages[2].content
     assert record.provenance.strategy.startswith("shortlist:all-MiniLM-L6-v2:k=10+examples:")
+    shown = tagger.render(product)  # what `tagger render` prints: the very request the backend got
+    assert (shown.stage, shown.category, shown.messages) == ("category", None, category_request.messages)
     assert tagger.schemas.category_among([shopify.categories[c.id] for c in shortlister.shortlist([product])[0]])
 
 
@@ -156,11 +158,15 @@ def test_a_shortlist_of_one_with_examples_takes_their_vote(
     recording = RecordingBackend(backend)
     pool = _pool(shopify, embedder)
     tagger = Tagger(shopify, recording, shortlist=Shortlister(shopify, embedder, k=1), examples=pool)
-    record = tagger.tag(Product("x", "Stainless steel electric kettle 1.7 L, cordless"))
+    product = Product("x", "Stainless steel electric kettle 1.7 L, cordless")
+    record = tagger.tag(product)
     assert isinstance(record, TagRecord), record
     assert record.category.id == shopify.find("electric kettles")[0].id  # both nearest examples are kettles
     [request] = recording.requests  # no category call; the attributes with the two kettles as examples
     assert [m.role for m in request.messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    shown = tagger.render(product)
+    assert shown.stage == "attributes" and shown.category is not None and shown.category.id == record.category.id
+    assert shown.messages == request.messages
 
 
 def test_tag_command_with_a_shortlist_on_shopify(tmp_path: Path) -> None:

@@ -14,11 +14,11 @@ from tagger.evals.dataset import LabeledProduct, load_examples
 from tagger.evals.metrics import compute
 from tagger.evals.samples import ScoredSample, score
 from tagger.product import Product
-from tagger.prompt import PromptBuilder
 from tagger.records import Provenance, Record
 from tagger.taxonomy import Category, Taxonomy, load_taxonomy
 
 if TYPE_CHECKING:
+    from tagger.pipeline import Rendered
     from tagger.retrieval import PoolItem
 
 BATCH = 8
@@ -136,20 +136,18 @@ def run_pipeline(
 
 
 def _prompt_of(pipeline: Pipeline, outcome: EvalOutcome) -> Callable[[int], str] | None:
-    builder: PromptBuilder | None = getattr(pipeline, "prompts", None)
-    if builder is None:
+    """The first model call per sample, as a Tagger makes it (cleaned, with its shortlist and examples)."""
+    render: Callable[[Product, Category | None], Rendered] | None = getattr(pipeline, "render", None)
+    if render is None:  # a baseline without prompts
         return None
 
     def prompt(index: int) -> str:
         example = outcome.examples[index]
         gold = example.gold.category_id
-        if outcome.config.given_category and gold is not None:
-            messages = builder.attribute_messages(example.product, outcome.taxonomy.categories[gold])
-        elif hasattr(pipeline, "category_messages"):  # with its shortlist and examples, as the model saw it
-            messages = pipeline.category_messages(example.product)
-        else:
-            messages = builder.category_messages(example.product)
-        return "\n\n".join(f"[{m.role}]\n{m.content}" for m in messages)
+        given = outcome.taxonomy.categories[gold] if outcome.config.given_category and gold is not None else None
+        shown = render(example.product, given)
+        decided = f"(category {shown.category.full_path}: no model call)\n\n" if shown.category and not given else ""
+        return decided + "\n\n".join(f"[{m.role}]\n{m.content}" for m in shown.messages)
 
     return prompt
 
