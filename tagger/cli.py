@@ -248,6 +248,8 @@ def render(
             f"category: {escape(shown.category.full_path)} (decided by {tagger.provenance.strategy}: no model call)",
             soft_wrap=True,
         )
+    if not shown.messages:
+        out.print("no model call: the category has no attributes")
     for message in shown.messages:
         out.rule(f"{shown.stage} stage: {message.role}")
         out.print(message.content, markup=False, soft_wrap=True)

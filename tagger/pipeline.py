@@ -134,45 +134,52 @@ class Tagger:
         shortlists: list[list[Category] | None] = [None] * len(products)
         if self.shortlist is not None:
             shortlists = list(self.shortlist.shortlist(products))
-        neighbours = self.examples.nearest(products) if self.examples else [[] for _ in products]
+        if not self.examples:
+            return shortlists, [[] for _ in products]
+        from tagger.retrieval.examples import vote
+
+        neighbours = self.examples.nearest(products)
         for i, (choices, shots) in enumerate(zip(shortlists, neighbours, strict=True)):
             if choices is None or not shots:
                 continue
             if self.shortlist is not None and self.shortlist.k == 1:  # retrieval decides: the examples' vote
-                from tagger.retrieval.examples import vote
-
                 shortlists[i] = [vote(shots)]
             else:  # the examples' categories join the shortlist: the model may follow them
                 shortlists[i] = list({c.id: c for c in [*(s.category for s in shots), *choices]}.values())
         return shortlists, neighbours
 
     def render(self, product: Product, category: Category | None = None) -> Rendered:
-        """The first model call for one product, exactly as the pipeline makes it (cleaned first): the category
-        stage's messages, or, when the category is given or retrieval decides it, the attribute stage's."""
-        product = self.cleaner.clean(product).product
+        """The first model call for one product, built by the same code as a run's (cleaned first): the category
+        stage's messages, or, when the category is given or retrieval decides it, the attribute stage's (none when
+        that category has no attributes: then no call at all)."""
+        item = _Pending(self.cleaner.clean(product).product, Usage(), [])
+        requests: list[tuple[_Pending, Request]] = []
         if category is not None:
-            [shots] = self.examples.nearest([product], [category]) if self.examples else [[]]
-        elif self.tree:  # the first level: the roots
-            return Rendered(None, "category", self.prompts.category_messages(product, self.taxonomy.roots))
+            self._take_given([item], [category])
         else:
-            [choices], [shots] = self._narrow([product])
-            if choices is None or len(choices) > 1:
-                messages = self.prompts.category_messages(product, choices, _category_examples(shots))
-                return Rendered(None, "category", messages)
-            category = choices[0]
-        attributes = self.taxonomy.attributes_for(category.id)
-        return Rendered(category, "attributes", self._attribute_messages(product, category, attributes, shots))
-
-    def _attribute_messages(
-        self, product: Product, category: Category, attributes: Sequence[Attribute], shots: Sequence[PoolItem]
-    ) -> list[Message]:
-        examples = [Example(s.product, _attribute_answer(attributes, s.attributes)) for s in shots]
-        return self.prompts.attribute_messages(product, category, examples)
+            requests = self._level_requests([item]) if self.tree else self._category_requests([item])
+        stage: Literal["category", "attributes"] = "category"
+        if not requests and item.error is None:
+            stage, requests = "attributes", self._attribute_requests([item])
+        if item.error is not None:
+            raise PromptError(item.error.error.message)
+        messages = list(requests[0][1].messages) if requests else []
+        return Rendered(item.category if stage == "attributes" else None, stage, messages)
 
     def _choose_categories(self, pending: list[_Pending]) -> None:
         if self.tree:
             self._descend(pending)
             return
+        for item, completion in self._run_stage(self._category_requests(pending)):
+            try:
+                truncated = completion.finish_reason == "length"
+                item.category = read_category(completion.text, self.taxonomy.by_path, truncated)
+            except OutputError as exc:
+                item.error = _error(item.product, exc.kind, str(exc))
+
+    def _category_requests(self, pending: list[_Pending]) -> list[tuple[_Pending, Request]]:
+        """Category-stage requests under each product's narrowing; a product whose shortlist holds one category
+        gets it here, with no request."""
         shortlists, neighbours = self._narrow([item.product for item in pending])
         requests = []
         for item, choices, shots in zip(pending, shortlists, neighbours, strict=True):
@@ -187,12 +194,7 @@ class Tagger:
                 continue
             schema = self.schemas.category if choices is None else self.schemas.category_among(choices)
             requests.append((item, Request(messages, schema, CATEGORY_MAX_TOKENS)))
-        for item, completion in self._run_stage(requests):
-            try:
-                truncated = completion.finish_reason == "length"
-                item.category = read_category(completion.text, self.taxonomy.by_path, truncated)
-            except OutputError as exc:
-                item.error = _error(item.product, exc.kind, str(exc))
+        return requests
 
     def _take_given(self, pending: list[_Pending], categories: Sequence[Category]) -> None:
         """Known categories: only the attribute stage runs, with examples of the same category when there is a pool."""
@@ -207,17 +209,7 @@ class Tagger:
         each request under the small enum of that node's children (and the node itself, to stop there)."""
         active = list(pending)
         while active:
-            requests = []
-            for item in active:
-                node = item.category
-                children = [self.taxonomy.categories[c] for c in node.children] if node else self.taxonomy.roots
-                choices = [node, *children] if node else children
-                try:
-                    messages = self.prompts.category_messages(item.product, choices)
-                except PromptError as exc:
-                    item.error = _error(item.product, "prompt_error", str(exc))
-                    continue
-                requests.append((item, Request(messages, self.schemas.category_among(choices), CATEGORY_MAX_TOKENS)))
+            requests = self._level_requests(active)
             active = []
             for item, completion in self._run_stage(requests):
                 try:
@@ -230,23 +222,23 @@ class Tagger:
                     active.append(item)  # went one level down, and there is more below
                 item.category = chosen
 
-    def _fill_attributes(self, pending: list[_Pending]) -> None:
+    def _level_requests(self, active: list[_Pending]) -> list[tuple[_Pending, Request]]:
+        """One tree level: each product chooses among its current node (to stop there) and the node's children."""
         requests = []
-        for item in pending:
-            assert item.category is not None
-            schema = self.schemas.attributes(item.category.id)
-            if schema is None:
-                continue
-            attributes = self.taxonomy.attributes_for(item.category.id)
-            if self.backend.grammars and any(a.extractive for a in attributes):
-                schema = with_spans(schema, attributes, item.product.text)  # spans of this product's text only
+        for item in active:
+            node = item.category
+            children = [self.taxonomy.categories[c] for c in node.children] if node else self.taxonomy.roots
+            choices = [node, *children] if node else children
             try:
-                messages = self._attribute_messages(item.product, item.category, attributes, item.shots)
+                messages = self.prompts.category_messages(item.product, choices)
             except PromptError as exc:
                 item.error = _error(item.product, "prompt_error", str(exc))
                 continue
-            requests.append((item, Request(messages, schema, ATTRIBUTE_MAX_TOKENS)))
-        for item, completion in self._run_stage(requests):
+            requests.append((item, Request(messages, self.schemas.category_among(choices), CATEGORY_MAX_TOKENS)))
+        return requests
+
+    def _fill_attributes(self, pending: list[_Pending]) -> None:
+        for item, completion in self._run_stage(self._attribute_requests(pending)):
             assert item.category is not None
             attributes = self.taxonomy.attributes_for(item.category.id)
             try:
@@ -258,6 +250,26 @@ class Tagger:
                 item.warnings.append(f"attributes: {exc}")
                 continue
             item.values, item.warnings = found.values, found.warnings
+
+    def _attribute_requests(self, pending: list[_Pending]) -> list[tuple[_Pending, Request]]:
+        """Attribute-stage requests for products with a category; none for a category without attributes."""
+        requests = []
+        for item in pending:
+            assert item.category is not None
+            schema = self.schemas.attributes(item.category.id)
+            if schema is None:
+                continue
+            attributes = self.taxonomy.attributes_for(item.category.id)
+            if self.backend.grammars and any(a.extractive for a in attributes):
+                schema = with_spans(schema, attributes, item.product.text)  # spans of this product's text only
+            examples = [Example(s.product, _attribute_answer(attributes, s.attributes)) for s in item.shots]
+            try:
+                messages = self.prompts.attribute_messages(item.product, item.category, examples)
+            except PromptError as exc:
+                item.error = _error(item.product, "prompt_error", str(exc))
+                continue
+            requests.append((item, Request(messages, schema, ATTRIBUTE_MAX_TOKENS)))
+        return requests
 
     def _record(self, item: _Pending) -> TagRecord:
         assert item.category is not None

@@ -182,3 +182,14 @@ def test_tag_command_with_a_shortlist_on_shopify(tmp_path: Path) -> None:
     record = json.loads(result.stdout)
     assert record["provenance"]["strategy"].startswith("shortlist:all-MiniLM-L6-v2:k=5+examples:")
     assert record["category"]["id"].startswith("gid://shopify/TaxonomyCategory/")
+
+
+def test_render_of_a_category_without_attributes_shows_no_call(backend: Backend, shopify: Taxonomy) -> None:
+    recording = RecordingBackend(backend)
+    tagger = Tagger(shopify, recording)
+    bare = shopify.categories["gid://shopify/TaxonomyCategory/ae"]  # a root with no attributes of its own
+    assert not shopify.attributes_for(bare.id)
+    shown = tagger.render(Product("x", "Acrylic paint set"), bare)
+    assert (shown.stage, shown.category, shown.messages) == ("attributes", bare, [])
+    record = tagger.tag_batch([Product("x", "Acrylic paint set")], [bare])[0]
+    assert isinstance(record, TagRecord) and not recording.requests  # and a run makes no call either
