@@ -82,8 +82,9 @@ class LlamaCppBackend:
         path = Path(model) if model else embedded_model_path()
         self.model = path.name
         self.decoding = decoding or Decoding()
-        # llama.cpp defaults to half the cores; generation here is ~40% faster on all of them (STACK.md).
-        threads = n_threads or os.cpu_count() or 1
+        # llama.cpp defaults to half the cores; generation here is ~40% faster on all of them (docs/measured.md).
+        # $TAGGER_THREADS caps it where other jobs share the cores: threads beyond the free cores spin at barriers.
+        threads = n_threads or int(os.environ.get("TAGGER_THREADS") or 0) or os.cpu_count() or 1
         self._llama = Llama(
             model_path=str(path), n_ctx=n_ctx, n_threads=threads, seed=self.decoding.seed, verbose=False
         )
