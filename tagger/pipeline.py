@@ -291,6 +291,7 @@ class Tagger:
             id=product_id,
             category=CategoryRef.model_validate(result["category"]),
             attributes=result["attributes"],
+            evidence=result.get("evidence", []),  # cache entries written before evidence existed have none
             warnings=result["warnings"],
             provenance=self._provenance(truncated),
             reused_from=result["id"],

@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from tagger.clean import Truncation
 
 
+class Span(BaseModel):
+    """Where a value stands in the product: the cleaned field's text at [start, end) is `text`."""
+
+    field: str  # "title", "description", or the name of a field shown to the model
+    start: int
+    end: int
+    text: str
+
+
+class Evidence(BaseModel):
+    """Why one attribute value is in a record."""
+
+    attribute: str
+    value: str
+    source: Literal["text", "pool", "inferred"]  # stated in the product, learned from the labeled pool, inferred
+    spans: list[Span] = Field(default_factory=list)
+    confidence: float | None = None  # in [0, 1]; None where nothing measured it
+
+
+class CategoryEvidence(BaseModel):
+    """Why the category was chosen."""
+
+    source: Literal["retrieval", "examples", "model", "given"]
+    words: list[str] = Field(default_factory=list)  # product words that match the category's path
+    examples: list[str] = Field(default_factory=list)  # ids of the pool products that voted for it
+
+
 class CategoryRef(BaseModel):
     id: str
     path: list[str]
+    confidence: float | None = None  # in [0, 1]: retrieval margin, the examples' vote share, or the model's probability
+    evidence: CategoryEvidence | None = None
 
 
 class Provenance(BaseModel):
@@ -46,6 +75,7 @@ class TagRecord(BaseModel):
     id: str
     category: CategoryRef
     attributes: dict[str, list[str]] = Field(default_factory=dict)
+    evidence: list[Evidence] = Field(default_factory=list)  # one entry per value in `attributes`
     warnings: list[str] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     provenance: Provenance
@@ -72,6 +102,7 @@ def result_of(record: TagRecord) -> dict[str, Any]:
         "id": record.reused_from or record.id,
         "category": record.category.model_dump(),
         "attributes": record.attributes,
+        "evidence": [e.model_dump() for e in record.evidence],
         "warnings": record.warnings,
     }
 
