@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tagger import __version__
 from tagger.backends import Backend, Completion, Request, make_backend
-from tagger.clean import Cleaned, Cleaner, CleaningConfig, Truncation
+from tagger.clean import Cleaned, Cleaner, CleaningConfig
 from tagger.product import Product
 from tagger.prompt import Example, Message, PromptBuilder, PromptError, PromptTemplate, load_template
-from tagger.records import CategoryRef, ErrorInfo, ErrorRecord, Provenance, Record, TagRecord, Usage
+from tagger.records import CategoryRef, ErrorInfo, ErrorRecord, Provenance, Record, TagRecord, Truncation, Usage
 from tagger.schema import MAX_LIST_ITEMS, SchemaSet, with_spans
 from tagger.taxonomy import Attribute, Category, Taxonomy, load_taxonomy
-from tagger.validate import OutputError, read_attributes, read_category
+from tagger.validate import AnswerError, read_attributes, read_category
 
 if TYPE_CHECKING:  # retrieval needs numpy and sentence-transformers: only those who use it import it
     from tagger.retrieval.examples import ExamplePool, PoolItem
@@ -174,7 +174,7 @@ class Tagger:
             try:
                 truncated = completion.finish_reason == "length"
                 item.category = read_category(completion.text, self.taxonomy.by_path, truncated)
-            except OutputError as exc:
+            except AnswerError as exc:
                 item.error = _error(item.product, exc.kind, str(exc))
 
     def _category_requests(self, pending: list[_Pending]) -> list[tuple[_Pending, Request]]:
@@ -215,7 +215,7 @@ class Tagger:
                 try:
                     truncated = completion.finish_reason == "length"
                     chosen = read_category(completion.text, self.taxonomy.by_path, truncated)
-                except OutputError as exc:
+                except AnswerError as exc:
                     item.error = _error(item.product, exc.kind, str(exc))
                     continue
                 if chosen is not item.category and chosen.children:
@@ -245,7 +245,7 @@ class Tagger:
                 found = read_attributes(
                     completion.text, attributes, item.product.text, completion.finish_reason == "length"
                 )
-            except OutputError as exc:
+            except AnswerError as exc:
                 # The category is sound; keep it and say why the attributes are missing.
                 item.warnings.append(f"attributes: {exc}")
                 continue

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from tagger.build import DEFAULT_EXAMPLE_K
 from tagger.evals.config import EvalConfig
 from tagger.evals.dataset import LabeledProduct, load_examples
 from tagger.evals.metrics import compute
@@ -18,6 +19,7 @@ from tagger.records import Provenance, Record
 from tagger.taxonomy import Category, Taxonomy, load_taxonomy
 
 if TYPE_CHECKING:
+    from tagger.build import TaggerSpec
     from tagger.pipeline import Rendered
     from tagger.retrieval import PoolItem
 
@@ -84,25 +86,35 @@ def example_pool(config: EvalConfig, taxonomy: Taxonomy, data_root: Path) -> lis
     ]
 
 
+def tagger_spec(config: EvalConfig, data_root: Path, template: str | None = None) -> TaggerSpec:
+    """The eval's pipeline as a tagger spec: built by the same code as the command line's."""
+    from tagger.build import BackendSpec, Narrowing, TaggerSpec
+
+    pipeline, backend = config.pipeline, config.backend
+    examples = pipeline.examples
+    # With the category given, no category stage runs: a shortlist would only load an index nobody reads.
+    shortlist = 0 if config.given_category or pipeline.tree else pipeline.shortlist
+    return TaggerSpec(
+        taxonomy=config.resolve(config.taxonomy, data_root) if config.taxonomy else None,
+        template=template or (config.resolve(config.template, data_root) if config.template else None),
+        backend=BackendSpec(
+            name=backend.name,
+            model=config.resolve(backend.model, data_root) if backend.model else None,
+            options=backend.options,
+        ),
+        narrowing=Narrowing(
+            shortlist=shortlist,
+            example_k=examples.k if examples else DEFAULT_EXAMPLE_K,
+            tree=pipeline.tree,
+        ),
+    )
+
+
 def make_llm_pipeline(config: EvalConfig, taxonomy: Taxonomy, data_root: Path, template: str | None) -> Pipeline:
-    from tagger.backends import make_backend
-    from tagger.pipeline import Tagger
-    from tagger.prompt import load_template
+    from tagger.build import build_tagger
 
-    chosen = template or (config.resolve(config.template, data_root) if config.template else None)
-    model = config.resolve(config.backend.model, data_root) if config.backend.model else None
-    shortlist, examples = None, None
-    spec = config.pipeline.examples
-    if config.pipeline.shortlist is not None or spec is not None:
-        from tagger.retrieval import build_narrowing
-        from tagger.retrieval.examples import DEFAULT_K
-
-        k = spec.k if spec is not None else DEFAULT_K
-        pool = example_pool(config, taxonomy, data_root)
-        shortlist, examples = build_narrowing(taxonomy, config.pipeline.shortlist, pool, k)
-    backend = make_backend("llamacpp", model)
-    tree = config.pipeline.tree
-    return Tagger(taxonomy, backend, load_template(chosen), shortlist=shortlist, examples=examples, tree=tree)
+    pool = example_pool(config, taxonomy, data_root)  # the pool is given as items: it may be the dataset itself
+    return build_tagger(tagger_spec(config, data_root, template), taxonomy=taxonomy, pool=pool)
 
 
 def make_minilm_pipeline(taxonomy: Taxonomy) -> Pipeline:

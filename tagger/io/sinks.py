@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from tagger.errors import TaggerError
 from tagger.records import ErrorRecord, TagRecord, to_json_line
 
 JOURNAL_SUFFIX = ".journal.jsonl"
 PARQUET_CHUNK_ROWS = 5_000
 
 
-class OutputError(RuntimeError):
+class ForeignOutputError(TaggerError):
     """The output file is not one that a tagger run wrote."""
 
 
@@ -44,7 +45,7 @@ class Journal:
                 try:
                     yield str(json.loads(line)["id"])
                 except (ValueError, KeyError, TypeError) as exc:
-                    raise OutputError(
+                    raise ForeignOutputError(
                         f"{self.path} line {number} is not a tagger record ({exc}); "
                         "use --restart to start over, or write to another --output"
                     ) from exc

@@ -13,10 +13,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from tagger.errors import TaggerError
+
 PATH_SEPARATOR = " > "
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(TaggerError, ValueError):
     """A taxonomy file is malformed or inconsistent."""
 
 
