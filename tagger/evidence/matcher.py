@@ -1,0 +1,275 @@
+"""Candidate values with evidence: for a product and its category, every value of each attribute that the product's
+text supports, with the spans that support it.
+
+A closed value is supported by its name or an alias on word boundaries (after normalization: case, plurals,
+possessives, hyphens, units), or by an amount its range holds ("128GB" for "128 GB", "48 GB" for "32-64 GB"). With a
+labeled pool, also by a value the pool has for the category and attribute (extractive values: the text's own
+spelling is the candidate) and by the pool's n-gram rules. Where names overlap, the longest wins ("Navy Blue" is
+Navy, or Blue where the taxonomy has no Navy, once); names side by side are each kept ("White/Gray").
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tagger.evidence.names import AttributeNames, attribute_names
+from tagger.evidence.pool import PoolLexicon, PoolSettings, product_text_fields
+from tagger.evidence.quantity import amounts
+from tagger.evidence.text import Word, key, words
+from tagger.product import Product
+from tagger.records import Evidence, Span
+from tagger.retrieval.examples import PoolItem
+from tagger.taxonomy import Attribute, Category, Taxonomy
+
+MAX_SPANS = 5  # spans kept per value: enough to show where, without copying a repetitive description
+CUE_WINDOW = 3  # words on either side of a weak name where the attribute's own name must stand
+
+Source = Literal["text", "pool"]
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    words: tuple[str, ...]
+    handle: str
+    value: str | None  # None for an extractive attribute: the matched text is the value
+    source: Source
+    weak: bool = False
+    rule: bool = False  # a pool n-gram rule: evidence beside the names, never blocking them
+
+
+@dataclass
+class _Hit:
+    handle: str
+    value: str | None
+    source: Source
+    field: str
+    order: int  # the field's place: title 0, other fields, description last
+    first: int  # word indices
+    last: int
+    start: int  # character offsets in the cleaned field
+    end: int
+    text: str  # the cleaned field's text at [start, end)
+    words: tuple[str, ...]  # its normalized words
+    confidence: float | None = None
+
+    @property
+    def size(self) -> int:
+        return self.last - self.first + 1
+
+
+@dataclass
+class CompiledCategory:
+    """One category's patterns, indexed by their first word."""
+
+    attributes: list[Attribute]
+    index: dict[str, list[_Pattern]] = field(default_factory=lambda: defaultdict(list))
+    names: dict[str, AttributeNames] = field(default_factory=dict)
+    longest: int = 1
+
+    def add(self, pattern: _Pattern) -> None:
+        self.index[pattern.words[0]].append(pattern)
+        self.longest = max(self.longest, len(pattern.words))
+
+
+def _labels(attribute: Attribute) -> set[str]:
+    return {attribute.handle.casefold(), attribute.name.casefold(), attribute.handle.replace("_", " ").casefold()}
+
+
+class EvidenceMatcher:
+    """Finds candidates for products of one taxonomy; `pool` (labeled products) adds its dictionary and rules."""
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        pool: Sequence[PoolItem] | PoolLexicon | None = None,
+        settings: PoolSettings | None = None,
+    ) -> None:
+        self.taxonomy = taxonomy
+        if pool is not None and not isinstance(pool, PoolLexicon):
+            pool = PoolLexicon(taxonomy, pool, settings) if pool else None
+        self.lexicon: PoolLexicon | None = pool
+        self._names: dict[str, AttributeNames] = {}
+        self._compiled: dict[str, CompiledCategory] = {}
+
+    def names(self, attribute: Attribute) -> AttributeNames:
+        found = self._names.get(attribute.handle)
+        if found is None:
+            found = self._names[attribute.handle] = attribute_names(attribute)
+        return found
+
+    def compile(self, category_id: str) -> CompiledCategory:
+        """The category's patterns, built once per matcher."""
+        compiled = self._compiled.get(category_id)
+        if compiled is not None:
+            return compiled
+        compiled = CompiledCategory(self.taxonomy.attributes_for(category_id))
+        for attribute in compiled.attributes:
+            if attribute.extractive:
+                self._add_dictionary(compiled, category_id, attribute)
+                continue
+            names = compiled.names[attribute.handle] = self.names(attribute)
+            for name in names.names:
+                compiled.add(_Pattern(name.words, attribute.handle, name.value, "text", name.weak))
+            if self.lexicon is not None:
+                for gram, rules in self.lexicon.rules_for(attribute.handle).items():
+                    for rule in rules:
+                        compiled.add(_Pattern(gram, attribute.handle, rule.value, "pool", rule=True))
+        self._compiled[category_id] = compiled
+        return compiled
+
+    def _add_dictionary(self, compiled: CompiledCategory, category_id: str, attribute: Attribute) -> None:
+        if self.lexicon is None:
+            return
+        for words_ in self.lexicon.entries(category_id, attribute.handle):
+            compiled.add(_Pattern(words_, attribute.handle, None, "pool"))
+
+    # --- matching -------------------------------------------------------------------------------------------------
+
+    def candidates(self, product: Product, category: Category) -> dict[str, list[Evidence]]:
+        """Per attribute of the category, the values the product supports, best first. `product` is the cleaned
+        product, as the model sees it: every span indexes its cleaned fields."""
+        compiled = self.compile(category.id)
+        own = self.lexicon.own(product) if self.lexicon is not None else None
+        hits: list[_Hit] = []
+        rules: list[_Hit] = []
+        for order, (name, text) in enumerate(product_text_fields(product)):
+            if not text:
+                continue
+            found = words(text)
+            for hit in self._scan(compiled, found, text, name, order):
+                (rules if hit.source == "pool" and hit.value is not None else hits).append(hit)
+            hits += self._field_named(compiled, name, text, order)
+        hits = [h for h in hits if self._keep_dictionary_hit(h, category, own)]
+        rules = [h for h in rules if self._keep_rule_hit(h, product, own)]
+        return self._evidence(compiled, _longest(hits), rules)
+
+    def _scan(self, compiled: CompiledCategory, found: list[Word], text: str, name: str, order: int) -> list[_Hit]:
+        hits = []
+        norms = [w.norm for w in found]
+        for i, word in enumerate(found):
+            for pattern in compiled.index.get(word.norm, ()):
+                n = len(pattern.words)
+                if tuple(norms[i : i + n]) != pattern.words:
+                    continue
+                if pattern.weak and not _cued(norms, i, i + n - 1, compiled.names[pattern.handle].cues):
+                    continue
+                end = found[i + n - 1].end
+                hit = _Hit(pattern.handle, pattern.value, pattern.source, name, order, i, i + n - 1, word.start, end,
+                           text[word.start : end], pattern.words)  # fmt: skip
+                hits.append(hit)
+        for amount in amounts(found, text):
+            for handle, names in compiled.names.items():
+                for range_, value in names.ranges:
+                    if range_.holds(amount.value, amount.unit):
+                        start, end = found[amount.first].start, found[amount.last].end
+                        spelled = tuple(norms[amount.first : amount.last + 1])
+                        hits.append(_Hit(handle, value, "text", name, order, amount.first, amount.last, start, end,
+                                         text[start:end], spelled))  # fmt: skip
+        return hits
+
+    def _field_named(self, compiled: CompiledCategory, name: str, text: str, order: int) -> list[_Hit]:
+        """A field named as an extractive attribute ("brand") states its value: the whole field is the span."""
+        if name in ("title", "description"):
+            return []
+        folded = name.casefold().replace("_", " ")
+        return [
+            _Hit(a.handle, None, "text", name, order, 0, max(len(key(text)) - 1, 0), 0, len(text), text, key(text))
+            for a in compiled.attributes
+            if a.extractive and folded in _labels(a)
+        ]
+
+    def _keep_dictionary_hit(self, hit: _Hit, category: Category, own: PoolItem | None) -> bool:
+        if hit.source != "pool" or self.lexicon is None:
+            return True
+        words_ = hit.words
+        entry = self.lexicon.entries(category.id, hit.handle).get(words_)
+        if entry is None:
+            return False
+        own_labeled = own is not None and own.category.id == category.id and words_ in {
+            key(v) for v in self.lexicon.labels(own, hit.handle)
+        }
+        own_shown = own is not None and own.category.id == category.id
+        labeled, precision = self.lexicon.dictionary_precision(entry, own_labeled, own_shown)
+        hit.confidence = round(precision, 4)
+        return labeled > 0 and precision >= self.lexicon.settings.min_dictionary_precision
+
+    def _keep_rule_hit(self, hit: _Hit, product: Product, own: PoolItem | None) -> bool:
+        assert self.lexicon is not None and hit.value is not None
+        gram = hit.words
+        rule = next((r for r in self.lexicon.rules_for(hit.handle).get(gram, []) if r.value == hit.value), None)
+        if rule is None:
+            return False
+        kept = self.lexicon.rule_without(rule, own, hit.handle, gram in self.lexicon.own_grams(product))
+        if kept is None:
+            return False
+        hit.confidence = round(kept.precision, 4)
+        return True
+
+    def _evidence(self, compiled: CompiledCategory, hits: list[_Hit], rules: list[_Hit]) -> dict[str, list[Evidence]]:
+        by_attribute: dict[str, dict[object, list[_Hit]]] = defaultdict(lambda: defaultdict(list))
+        for hit in hits:
+            by_attribute[hit.handle][hit.value if hit.value is not None else hit.words].append(hit)
+        for hit in rules:  # beside the names: a value the text names needs no rule, one it does not gets one
+            values = by_attribute[hit.handle]
+            if hit.value not in values or all(h.source == "pool" for h in values[hit.value]):
+                values[hit.value].append(hit)
+        result: dict[str, list[Evidence]] = {}
+        for attribute in compiled.attributes:
+            groups = by_attribute.get(attribute.handle)
+            if groups:
+                ranked = sorted(groups.values(), key=lambda g: _rank(g, attribute.extractive))
+                result[attribute.handle] = [_to_evidence(attribute.handle, g) for g in ranked]
+        return result
+
+
+def _cued(norms: list[str], first: int, last: int, cues: frozenset[tuple[str, ...]]) -> bool:
+    before = " " + " ".join(norms[max(0, first - CUE_WINDOW) : first]) + " "
+    after = " " + " ".join(norms[last + 1 : last + 1 + CUE_WINDOW]) + " "
+    return any(f" {' '.join(cue)} " in before or f" {' '.join(cue)} " in after for cue in cues)
+
+
+def _longest(hits: list[_Hit]) -> list[_Hit]:
+    """Within an attribute and a field, a hit inside or across a longer one is dropped."""
+    covered: dict[tuple[str, str, int], int] = {}
+    kept = []
+    for hit in sorted(hits, key=lambda h: -h.size):
+        spots = [(hit.handle, hit.field, i) for i in range(hit.first, hit.last + 1)]
+        if any(covered.get(s, 0) > hit.size for s in spots):
+            continue
+        kept.append(hit)
+        for spot in spots:
+            covered[spot] = max(covered.get(spot, 0), hit.size)
+    return kept
+
+
+def _rank(group: list[_Hit], extractive: bool) -> tuple[int, ...]:
+    best = min(group, key=lambda h: (h.order, -h.size, h.start))
+    rule_only = all(h.source == "pool" and h.value is not None for h in group)
+    if extractive:  # the longest value found wins (a dictionary's longest entry is its most specific)
+        return (-max(h.size for h in group), best.order, best.start)
+    return (rule_only, best.order, -best.size, best.start)
+
+
+def _to_evidence(handle: str, group: list[_Hit]) -> Evidence:
+    ordered = sorted(group, key=lambda h: (h.order, h.start))
+    value = group[0].value
+    if value is None:  # extractive: the value is written as the text writes it, at its best place
+        best = min(group, key=lambda h: (-h.size, h.order, h.start))
+        value = best.text
+    spans, seen = [], set()
+    for hit in ordered:
+        if (hit.field, hit.start) not in seen:
+            seen.add((hit.field, hit.start))
+            spans.append(Span(field=hit.field, start=hit.start, end=hit.end, text=hit.text))
+    confidences = [h.confidence for h in group if h.confidence is not None]
+    source: Source = "text" if any(h.source == "text" for h in group) else "pool"
+    return Evidence(
+        attribute=handle,
+        value=value,
+        source=source,
+        spans=spans[:MAX_SPANS],
+        confidence=max(confidences) if confidences and source == "pool" else None,
+    )
