@@ -60,18 +60,23 @@ class _Hit:
         return self.last - self.first + 1
 
 
+Index = dict[str, list[_Pattern]]  # patterns by their first word
+
+
+def _index(patterns: list[_Pattern]) -> Index:
+    index: Index = defaultdict(list)
+    for pattern in patterns:
+        index[pattern.words[0]].append(pattern)
+    return dict(index)
+
+
 @dataclass
 class CompiledCategory:
-    """One category's patterns, indexed by their first word."""
+    """One category's patterns: an index per attribute (shared by every category that has the attribute)."""
 
     attributes: list[Attribute]
-    index: dict[str, list[_Pattern]] = field(default_factory=lambda: defaultdict(list))
+    indexes: list[Index] = field(default_factory=list)
     names: dict[str, AttributeNames] = field(default_factory=dict)
-    longest: int = 1
-
-    def add(self, pattern: _Pattern) -> None:
-        self.index[pattern.words[0]].append(pattern)
-        self.longest = max(self.longest, len(pattern.words))
 
 
 def _labels(attribute: Attribute) -> set[str]:
@@ -93,6 +98,7 @@ class EvidenceMatcher:
         self.lexicon: PoolLexicon | None = pool
         self._names: dict[str, AttributeNames] = {}
         self._compiled: dict[str, CompiledCategory] = {}
+        self._closed_indexes: dict[str, Index] = {}
 
     def names(self, attribute: Attribute) -> AttributeNames:
         found = self._names.get(attribute.handle)
@@ -108,23 +114,30 @@ class EvidenceMatcher:
         compiled = CompiledCategory(self.taxonomy.attributes_for(category_id))
         for attribute in compiled.attributes:
             if attribute.extractive:
-                self._add_dictionary(compiled, category_id, attribute)
-                continue
-            names = compiled.names[attribute.handle] = self.names(attribute)
-            for name in names.names:
-                compiled.add(_Pattern(name.words, attribute.handle, name.value, "text", name.weak))
-            if self.lexicon is not None:
-                for gram, rules in self.lexicon.rules_for(attribute.handle).items():
-                    for rule in rules:
-                        compiled.add(_Pattern(gram, attribute.handle, rule.value, "pool", rule=True))
+                compiled.indexes.append(self._dictionary(category_id, attribute))
+            else:
+                compiled.names[attribute.handle] = self.names(attribute)
+                compiled.indexes.append(self._closed(attribute))
         self._compiled[category_id] = compiled
         return compiled
 
-    def _add_dictionary(self, compiled: CompiledCategory, category_id: str, attribute: Attribute) -> None:
+    def _closed(self, attribute: Attribute) -> Index:
+        """A closed attribute's names, and the pool's rules for it."""
+        found = self._closed_indexes.get(attribute.handle)
+        if found is None:
+            names = self.names(attribute)
+            patterns = [_Pattern(n.words, attribute.handle, n.value, "text", n.weak) for n in names.names]
+            if self.lexicon is not None:
+                for gram, rules in self.lexicon.rules_for(attribute.handle).items():
+                    patterns += [_Pattern(gram, attribute.handle, r.value, "pool", rule=True) for r in rules]
+            found = self._closed_indexes[attribute.handle] = _index(patterns)
+        return found
+
+    def _dictionary(self, category_id: str, attribute: Attribute) -> Index:
         if self.lexicon is None:
-            return
-        for words_ in self.lexicon.entries(category_id, attribute.handle):
-            compiled.add(_Pattern(words_, attribute.handle, None, "pool"))
+            return {}
+        entries = self.lexicon.entries(category_id, attribute.handle)
+        return _index([_Pattern(words_, attribute.handle, None, "pool") for words_ in entries])
 
     # --- matching -------------------------------------------------------------------------------------------------
 
@@ -133,6 +146,7 @@ class EvidenceMatcher:
         product, as the model sees it: every span indexes its cleaned fields."""
         compiled = self.compile(category.id)
         own = self.lexicon.own(product) if self.lexicon is not None else None
+        own_grams = self.lexicon.own_grams(product) if self.lexicon is not None and own is not None else set()
         hits: list[_Hit] = []
         rules: list[_Hit] = []
         for order, (name, text) in enumerate(product_text_fields(product)):
@@ -143,14 +157,14 @@ class EvidenceMatcher:
                 (rules if hit.source == "pool" and hit.value is not None else hits).append(hit)
             hits += self._field_named(compiled, name, text, order)
         hits = [h for h in hits if self._keep_dictionary_hit(h, category, own)]
-        rules = [h for h in rules if self._keep_rule_hit(h, product, own)]
+        rules = [h for h in rules if self._keep_rule_hit(h, own, own_grams)]
         return self._evidence(compiled, _longest(hits), rules)
 
     def _scan(self, compiled: CompiledCategory, found: list[Word], text: str, name: str, order: int) -> list[_Hit]:
         hits = []
         norms = [w.norm for w in found]
         for i, word in enumerate(found):
-            for pattern in compiled.index.get(word.norm, ()):
+            for pattern in (p for index in compiled.indexes for p in index.get(word.norm, ())):
                 n = len(pattern.words)
                 if tuple(norms[i : i + n]) != pattern.words:
                     continue
@@ -196,13 +210,13 @@ class EvidenceMatcher:
         hit.confidence = round(precision, 4)
         return labeled > 0 and precision >= self.lexicon.settings.min_dictionary_precision
 
-    def _keep_rule_hit(self, hit: _Hit, product: Product, own: PoolItem | None) -> bool:
+    def _keep_rule_hit(self, hit: _Hit, own: PoolItem | None, own_grams: set[tuple[str, ...]]) -> bool:
         assert self.lexicon is not None and hit.value is not None
         gram = hit.words
         rule = next((r for r in self.lexicon.rules_for(hit.handle).get(gram, []) if r.value == hit.value), None)
         if rule is None:
             return False
-        kept = self.lexicon.rule_without(rule, own, hit.handle, gram in self.lexicon.own_grams(product))
+        kept = self.lexicon.rule_without(rule, own, hit.handle, gram in own_grams)
         if kept is None:
             return False
         hit.confidence = round(kept.precision, 4)

@@ -110,15 +110,23 @@ class PoolLexicon:
                     if words_:
                         entry = self.dictionary[item.category.id, handle].setdefault(words_, Entry())
                         entry.labeled += 1
-        by_category: dict[str, list[dict[tuple[str, ...], Entry]]] = defaultdict(list)
+        # Each pool product's text is scanned once against its category's entries, indexed by their first word.
+        by_category: dict[str, dict[str, list[tuple[tuple[str, ...], Entry]]]] = defaultdict(lambda: defaultdict(list))
         for (category, _), entries in self.dictionary.items():
-            by_category[category].append(entries)
-        for item, grams in zip(self.items, self._grams, strict=True):
-            for entries in by_category.get(item.category.id, []):
-                for words_, entry in entries.items():
-                    long = len(words_) > self.settings.max_ngram
-                    if _shown(words_, item.product) if long else words_ in grams:
-                        entry.shown += 1
+            for words_, entry in entries.items():
+                by_category[category][words_[0]].append((words_, entry))
+        for item in self.items:
+            index = by_category.get(item.category.id)
+            if not index:
+                continue
+            shown: set[int] = set()
+            for _, text in product_text_fields(item.product):
+                norms = [w.norm for w in words(text, MAX_WORDS)]
+                for i, norm in enumerate(norms):
+                    for words_, entry in index.get(norm, ()):
+                        if id(entry) not in shown and tuple(norms[i : i + len(words_)]) == words_:
+                            shown.add(id(entry))
+                            entry.shown += 1
 
     def entries(self, category_id: str, handle: str) -> dict[tuple[str, ...], Entry]:
         return self.dictionary.get((category_id, handle), {})
@@ -176,13 +184,3 @@ class PoolLexicon:
         if rule.support < self.settings.min_support or rule.precision < self.settings.min_precision:
             return None
         return rule
-
-
-def _shown(words_: tuple[str, ...], product: Product) -> bool:
-    """Whether a long name's words occur in the product (n-grams hold names of up to max_ngram words only)."""
-    for _, text in product_text_fields(product):
-        norms = [w.norm for w in words(text, MAX_WORDS)]
-        n = len(words_)
-        if any(tuple(norms[i : i + n]) == words_ for i in range(len(norms) - n + 1)):
-            return True
-    return False
