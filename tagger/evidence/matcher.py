@@ -171,8 +171,19 @@ class EvidenceMatcher:
                 if pattern.weak and not _cued(norms, i, i + n - 1, compiled.names[pattern.handle].cues):
                     continue
                 end = found[i + n - 1].end
-                hit = _Hit(pattern.handle, pattern.value, pattern.source, name, order, i, i + n - 1, word.start, end,
-                           text[word.start : end], pattern.words)  # fmt: skip
+                hit = _Hit(
+                    pattern.handle,
+                    pattern.value,
+                    pattern.source,
+                    name,
+                    order,
+                    i,
+                    i + n - 1,
+                    word.start,
+                    end,
+                    text[word.start : end],
+                    pattern.words,
+                )
                 hits.append(hit)
         for amount in amounts(found, text):
             for handle, names in compiled.names.items():
@@ -180,8 +191,21 @@ class EvidenceMatcher:
                     if range_.holds(amount.value, amount.unit):
                         start, end = found[amount.first].start, found[amount.last].end
                         spelled = tuple(norms[amount.first : amount.last + 1])
-                        hits.append(_Hit(handle, value, "text", name, order, amount.first, amount.last, start, end,
-                                         text[start:end], spelled))  # fmt: skip
+                        hits.append(
+                            _Hit(
+                                handle,
+                                value,
+                                "text",
+                                name,
+                                order,
+                                amount.first,
+                                amount.last,
+                                start,
+                                end,
+                                text[start:end],
+                                spelled,
+                            )
+                        )
         return hits
 
     def _field_named(self, compiled: CompiledCategory, name: str, text: str, order: int) -> list[_Hit]:
@@ -202,9 +226,11 @@ class EvidenceMatcher:
         entry = self.lexicon.entries(category.id, hit.handle).get(words_)
         if entry is None:
             return False
-        own_labeled = own is not None and own.category.id == category.id and words_ in {
-            key(v) for v in self.lexicon.labels(own, hit.handle)
-        }
+        own_labeled = (
+            own is not None
+            and own.category.id == category.id
+            and words_ in {key(v) for v in self.lexicon.labels(own, hit.handle)}
+        )
         own_shown = own is not None and own.category.id == category.id
         labeled, precision = self.lexicon.dictionary_precision(entry, own_labeled, own_shown)
         hit.confidence = round(precision, 4)

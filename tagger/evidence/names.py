@@ -16,6 +16,8 @@ from tagger.evidence.text import is_number, key
 from tagger.taxonomy import Attribute
 
 _PARENTHESES = re.compile(r"^(.*?)\s*\(([^()]*)\)\s*$")
+# Catch-all values: their name in a text ("other features") never says the product has them.
+CATCH_ALL = frozenset(key(w) for w in ("other", "others", "none", "unknown", "not applicable", "n/a"))
 _HYPHEN = re.compile(r"(?<=[^\W\d_])-(?=[^\W\d_])")
 
 
@@ -46,7 +48,8 @@ def _label(attribute: Attribute) -> set[str]:
 
 
 def _own_names(value: str) -> list[str]:
-    """"Small (S)" is also "Small" and "S"; "Level 2 (6-12 months)" also "6-12 months"; "Wi-Fi" also "WiFi"."""
+    """A value's names: "Small (S)" is also "Small" and "S", "Level 2 (6-12 months)" also "6-12 months", "Wi-Fi"
+    also "WiFi"."""
     match = _PARENTHESES.match(value)
     names = [value, match.group(1), match.group(2)] if match and match.group(1) else [value]
     return names + [_HYPHEN.sub("", n) for n in names if _HYPHEN.search(n)]
@@ -88,13 +91,15 @@ def attribute_names(attribute: Attribute) -> AttributeNames:
     by_fold = {v.casefold(): v for v in attribute.values}
     pairs = [(name, value, False) for value in attribute.values for name in _own_names(value)]
     taxonomy_aliases: dict[str, tuple[str, ...]] = getattr(attribute, "aliases", None) or {}
-    pairs += [(name, value, True) for value, names in taxonomy_aliases.items() if value in by_fold.values() for name in names]
+    pairs += [
+        (name, value, True) for value, names in taxonomy_aliases.items() if value in by_fold.values() for name in names
+    ]
     common, weak_words = _common(attribute, by_fold)
     pairs += [(name, value, True) for name, value in common]
     names: dict[tuple[tuple[str, ...], str], Name] = {}
     for text, value, alias in pairs:
         words = key(text)
-        if words and (words, value) not in names:
+        if words and words not in CATCH_ALL and (words, value) not in names:
             names[words, value] = Name(words, value, alias, _is_weak(words, weak_words))
     ranges = tuple((r, v) for v in attribute.values for n in _own_names(v) if (r := parse_range(n)) is not None)
     cues = frozenset(k for k in (key(attribute.name), key(attribute.handle.replace("_", " "))) if k)

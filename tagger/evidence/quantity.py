@@ -40,7 +40,7 @@ UNITS: dict[str, str] = {
 _NUMBER = r"(\d+(?:[.,]\d+)?)"
 _RANGE = re.compile(
     rf"^\s*(?:(?P<upto>up to|under|less than|max\.?|maximum|<=?)\s*|(?P<over>over|more than|at least|min\.?|>=?)\s*)?"
-    rf"{_NUMBER}\s*(?:(?:-|–|to)\s*{_NUMBER}\s*)?(?P<plus>\+)?\s*(?P<unit>[^\W\d_]+)\.?\s*(?P<plus2>\+)?\s*$",
+    rf"{_NUMBER}\s*(?:(?:-|\u2013|to)\s*{_NUMBER}\s*)?(?P<plus>\+)?\s*(?P<unit>[^\W\d_]+)\.?\s*(?P<plus2>\+)?\s*$",
     re.IGNORECASE,
 )
 
@@ -99,6 +99,6 @@ def amounts(words: Sequence[Word], text: str) -> list[Amount]:
         after = words[i + 2] if i + 2 < len(words) else None
         if nxt is not None and after is not None and is_number(nxt.norm) and after.norm in UNITS:
             gap = text[word.end : nxt.start].strip().lower()
-            if gap in ("-", "–", "to"):  # "3-5 years": the first number has the second's unit
+            if gap in ("-", "\u2013", "to"):  # "3-5 years": the first number has the second's unit
                 found.append(Amount(float(word.norm), UNITS[after.norm], i, i))
     return found

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 # A number (with its separators), a run of letters (with inner apostrophes: "men's", "o'neill"), or "&".
-_WORD = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['’][^\W\d_]+)*['’]?|&")
+_WORD = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['\u2019][^\W\d_]+)*['\u2019]?|&")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")
 
 
@@ -41,7 +41,7 @@ def normalize_word(text: str) -> str:
         return _number(text)
     if text == "&":
         return "and"
-    word = text.casefold().replace("’", "'")
+    word = text.casefold().replace("\u2019", "'")
     if word.endswith("'s"):
         word = word[:-2]
     word = word.replace("'", "")
