@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tagger.clean import Cleaner
+from tagger.evals.config import default_data_root
 from tagger.evidence import EvidenceMatcher, LexicalTagger, PoolLexicon, PoolSettings
 from tagger.evidence.text import key
 from tagger.product import Columns, Product, product_from_record
@@ -341,3 +342,29 @@ def test_the_categories_must_be_given() -> None:
     tax = load_taxonomy(None)
     with pytest.raises(ValueError, match="categories"):
         LexicalTagger(tax).tag_batch([Product("a", "Tee")])
+
+
+DATA_ROOT = default_data_root()
+
+
+@pytest.mark.parametrize("config", ["wdc-pave.yaml", "flipkart-shopify.yaml"])
+def test_offsets_and_conformance_on_every_dev_row(config: str) -> None:
+    """Every span of every product of a dev set (its own row left out of the pool) indexes its cleaned field."""
+    from tagger.evals.config import load_config
+    from tagger.evals.dataset import load_examples
+
+    if not DATA_ROOT.is_dir():
+        pytest.skip(f"shared data not found at {DATA_ROOT}; set TAGGER_DATA_ROOT")
+    spec = load_config(ROOT / "evals" / config)
+    tax = load_taxonomy(spec.resolve(spec.taxonomy, DATA_ROOT) if spec.taxonomy else None)
+    rows = [r for r in load_examples(spec, tax, DATA_ROOT, sample=False) if r.gold.category_id is not None]
+    pool = [PoolItem(r.product, tax.categories[r.gold.category_id], r.gold.attributes) for r in rows]
+    tagger = LexicalTagger(tax, pool)
+    spans = 0
+    for row, item in zip(rows, pool, strict=True):
+        record = tagger.tag(row.product, item.category)
+        cleaned = Cleaner().clean(row.product).product
+        assert_offsets(cleaned, record.evidence)
+        check_record(record.attributes, item.category, tax, cleaned.text)
+        spans += sum(len(e.spans) for e in record.evidence)
+    assert spans > len(rows)

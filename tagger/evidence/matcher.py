@@ -23,6 +23,7 @@ from tagger.product import Product
 from tagger.records import Evidence, Span
 from tagger.retrieval.examples import PoolItem
 from tagger.taxonomy import Attribute, Category, Taxonomy
+from tagger.validate import find_span
 
 MAX_SPANS = 5  # spans kept per value: enough to show where, without copying a repetitive description
 CUE_WINDOW = 3  # words on either side of a weak name where the attribute's own name must stand
@@ -158,7 +159,13 @@ class EvidenceMatcher:
             hits += self._field_named(compiled, name, text, order)
         hits = [h for h in hits if self._keep_dictionary_hit(h, category, own)]
         rules = [h for h in rules if self._keep_rule_hit(h, own, own_grams)]
-        return self._evidence(compiled, _longest(hits), rules)
+        result = self._evidence(compiled, _longest(hits), rules)
+        extractive = {a.handle for a in compiled.attributes if a.extractive}
+        for handle in extractive & result.keys():
+            for item in result[handle]:
+                # Spelled as its first occurrence in the text, as the validation reads an extractive value back.
+                item.value = find_span(item.value, product.text) or item.value
+        return result
 
     def _scan(self, compiled: CompiledCategory, found: list[Word], text: str, name: str, order: int) -> list[_Hit]:
         hits = []
