@@ -100,6 +100,10 @@ class EvidenceMatcher:
         self._names: dict[str, AttributeNames] = {}
         self._compiled: dict[str, CompiledCategory] = {}
         self._closed_indexes: dict[str, Index] = {}
+        # (handle, value) -> [pool products labeled with it, pool products whose text names it], where annotated
+        self._named: dict[tuple[str, str], list[int]] = {}
+        if self.lexicon is not None and self.lexicon.settings.min_name_precision > 0:
+            self._measure_names(self.lexicon)
 
     def names(self, attribute: Attribute) -> AttributeNames:
         found = self._names.get(attribute.handle)
@@ -140,6 +144,33 @@ class EvidenceMatcher:
         entries = self.lexicon.entries(category_id, attribute.handle)
         return _index([_Pattern(words_, attribute.handle, None, "pool") for words_ in entries])
 
+    def _measure_names(self, lexicon: PoolLexicon) -> None:
+        """How often the pool's products that name a closed value are labeled with it (where the pool annotates
+        the attribute): a name that is mostly something else ("Diamond" in jewelry is no pattern) is dropped."""
+        names_only = EvidenceMatcher(self.taxonomy)
+        names_only._names = self._names
+        for item in lexicon.items:
+            for handle, found in names_only.candidates(item.product, item.category).items():
+                if handle not in item.attributes or self.taxonomy.attributes[handle].extractive:
+                    continue
+                labeled = {v.casefold() for v in lexicon.labels(item, handle)}
+                for evidence in found:
+                    counts = self._named.setdefault((handle, evidence.value), [0, 0])
+                    counts[0] += evidence.value.casefold() in labeled
+                    counts[1] += 1
+
+    def _keep_name(self, handle: str, value: str, own: PoolItem | None) -> bool:
+        assert self.lexicon is not None
+        counts = self._named.get((handle, value))
+        if counts is None:
+            return True
+        labeled, shown = counts
+        if own is not None and handle in own.attributes:
+            labeled -= value.casefold() in {v.casefold() for v in self.lexicon.labels(own, handle)}
+            shown -= 1
+        settings = self.lexicon.settings
+        return shown < settings.min_support or labeled / shown >= settings.min_name_precision
+
     # --- matching -------------------------------------------------------------------------------------------------
 
     def candidates(self, product: Product, category: Category) -> dict[str, list[Evidence]]:
@@ -160,12 +191,21 @@ class EvidenceMatcher:
         hits = [h for h in hits if self._keep_dictionary_hit(h, category, own)]
         rules = [h for h in rules if self._keep_rule_hit(h, own, own_grams)]
         result = self._evidence(compiled, _longest(hits), rules)
+        if self._named:
+            result = self._measured_names(result, own)
         extractive = {a.handle for a in compiled.attributes if a.extractive}
         for handle in extractive & result.keys():
             for item in result[handle]:
                 # Spelled as its first occurrence in the text, as the validation reads an extractive value back.
                 item.value = find_span(item.value, product.text) or item.value
         return result
+
+    def _measured_names(self, result: dict[str, list[Evidence]], own: PoolItem | None) -> dict[str, list[Evidence]]:
+        kept = {
+            handle: [e for e in found if e.source != "text" or self._keep_name(handle, e.value, own)]
+            for handle, found in result.items()
+        }
+        return {handle: found for handle, found in kept.items() if found}
 
     def _scan(self, compiled: CompiledCategory, found: list[Word], text: str, name: str, order: int) -> list[_Hit]:
         hits = []

@@ -27,7 +27,8 @@ class PoolSettings:
     max_ngram: int = 3
     min_support: int = 3  # products that show the n-gram with the value
     min_precision: float = 0.8  # share of the n-gram's products that carry the value
-    min_dictionary_precision: float = 0.0  # share of the products showing a dictionary value that carry it
+    min_dictionary_precision: float = 0.2  # share of the products showing a dictionary value that carry it
+    min_name_precision: float = 0.2  # share of the products naming a closed value that carry it
 
 
 @dataclass(frozen=True)
