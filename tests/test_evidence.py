@@ -368,3 +368,20 @@ def test_offsets_and_conformance_on_every_dev_row(config: str) -> None:
         check_record(record.attributes, item.category, tax, cleaned.text)
         spans += sum(len(e.spans) for e in record.evidence)
     assert spans > len(rows)
+
+
+def test_a_closed_name_the_pool_mostly_leaves_unlabeled_is_dropped() -> None:
+    attributes = [closed("pattern", "Diamond", "Floral")]
+    tax = Taxonomy("test", "1", [Category("rings", "Rings", attributes=("pattern",))], attributes)
+    ring = tax.categories["rings"]
+    gems = [PoolItem(Product(f"g{i}", f"Diamond ring {i}"), ring, {"pattern": []}) for i in range(5)]
+    florals = [PoolItem(Product(f"f{i}", f"Floral ring {i}"), ring, {"pattern": ["Floral"]}) for i in range(5)]
+    product = Product("new", "Diamond ring with floral engraving")
+    assert values(EvidenceMatcher(tax).candidates(product, ring), "pattern") == ["Diamond", "Floral"]
+    measured = EvidenceMatcher(tax, gems + florals)  # "Diamond" named in 5, labeled in none: not a pattern here
+    assert values(measured.candidates(product, ring), "pattern") == ["Floral"]
+    patterned = [PoolItem(Product(f"d{i}", f"Diamond ring {i}"), ring, {"pattern": ["Diamond"]}) for i in range(5)]
+    assert values(EvidenceMatcher(tax, patterned + florals).candidates(product, ring), "pattern") == [
+        "Diamond",
+        "Floral",
+    ]
