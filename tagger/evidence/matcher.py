@@ -77,6 +77,7 @@ class CompiledCategory:
 
     attributes: list[Attribute]
     indexes: list[Index] = field(default_factory=list)
+    firsts: set[str] = field(default_factory=set)  # every pattern's first word: most words of a text start none
     names: dict[str, AttributeNames] = field(default_factory=dict)
 
 
@@ -123,6 +124,7 @@ class EvidenceMatcher:
             else:
                 compiled.names[attribute.handle] = self.names(attribute)
                 compiled.indexes.append(self._closed(attribute))
+        compiled.firsts = {word for index in compiled.indexes for word in index}
         self._compiled[category_id] = compiled
         return compiled
 
@@ -210,7 +212,10 @@ class EvidenceMatcher:
     def _scan(self, compiled: CompiledCategory, found: list[Word], text: str, name: str, order: int) -> list[_Hit]:
         hits = []
         norms = [w.norm for w in found]
+        firsts = compiled.firsts
         for i, word in enumerate(found):
+            if word.norm not in firsts:
+                continue
             for pattern in (p for index in compiled.indexes for p in index.get(word.norm, ())):
                 n = len(pattern.words)
                 if tuple(norms[i : i + n]) != pattern.words:
@@ -346,8 +351,11 @@ def _to_evidence(handle: str, group: list[_Hit]) -> Evidence:
     if value is None:  # extractive: the value is written as the text writes it, at its best place
         best = min(group, key=lambda h: (-h.size, h.order, h.start))
         value = best.text
-    spans, seen = [], set()
+    spans: list[Span] = []
+    seen: set[tuple[str, int]] = set()
     for hit in ordered:
+        if len(spans) == MAX_SPANS:
+            break
         if (hit.field, hit.start) not in seen:
             seen.add((hit.field, hit.start))
             spans.append(Span(field=hit.field, start=hit.start, end=hit.end, text=hit.text))
@@ -357,6 +365,6 @@ def _to_evidence(handle: str, group: list[_Hit]) -> Evidence:
         attribute=handle,
         value=value,
         source=source,
-        spans=spans[:MAX_SPANS],
+        spans=spans,
         confidence=max(confidences) if confidences and source == "pool" else None,
     )

@@ -10,16 +10,15 @@ punctuation dropped ("Wi-Fi" = "Wi Fi", "White/Gray" = "White Gray"), "&" read a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 # A number (with its separators), a run of letters (with inner apostrophes: "men's", "o'neill"), or "&".
 _WORD = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['\u2019][^\W\d_]+)*['\u2019]?|&")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")
 
 
-@dataclass(frozen=True)
-class Word:
+class Word(NamedTuple):  # a tuple: texts have many words, and a frozen dataclass is slow to make
     norm: str
     start: int
     end: int
@@ -66,7 +65,7 @@ def words(text: str, limit: int | None = None) -> list[Word]:
     """The words of `text` in order (the first `limit` of them)."""
     found = []
     for match in _WORD.finditer(text):
-        found.append(Word(normalize_word(match.group(0)), match.start(), match.end()))
+        found.append(Word(normalize_word(match.group()), *match.span()))
         if limit is not None and len(found) >= limit:
             break
     return found
