@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--min-support", type=int, default=PoolSettings.min_support)
     parser.add_argument("--min-dictionary-precision", type=float, default=PoolSettings.min_dictionary_precision)
     parser.add_argument("--min-name-precision", type=float, default=PoolSettings.min_name_precision)
+    parser.add_argument("--min-shape-precision", type=float, default=PoolSettings.min_shape_precision)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     data_root = args.data_root or default_data_root()
@@ -107,6 +108,7 @@ def main() -> None:
         min_precision=args.min_precision,
         min_dictionary_precision=args.min_dictionary_precision,
         min_name_precision=args.min_name_precision,
+        min_shape_precision=args.min_shape_precision,
     )
     results = {}
     for name in args.sets.split(","):

@@ -385,3 +385,20 @@ def test_a_closed_name_the_pool_mostly_leaves_unlabeled_is_dropped() -> None:
         "Diamond",
         "Floral",
     ]
+
+
+def test_identifiers_match_by_the_shape_of_the_pool_labels() -> None:
+    attributes = [Attribute("upc", "Retail UPC", extractive=True)]
+    tax = Taxonomy("test", "1", [Category("ink", "Ink", attributes=("upc",))], attributes)
+    ink = tax.categories["ink"]
+    pool = [PoolItem(Product(f"p{i}", f"Toner {i}", f"UPC: 09520574246{i}"), ink, {"upc": [f"09520574246{i}"]})
+            for i in range(3)]  # fmt: skip
+    matcher = EvidenceMatcher(tax, pool)
+    got = matcher.candidates(Product("new", "Toner", "Yield 2500 pages. UPC: 123456789012"), ink)
+    assert values(got, "upc") == ["123456789012"]  # a 12-digit number, as every label was; not "2500"
+    assert got["upc"][0].source == "pool"
+    assert [(s.field, s.text) for s in got["upc"][0].spans] == [("description", "123456789012")]
+    # Its own row left out, a pool product sees the shape in 2 labeled products: fewer than the 3 needed.
+    assert "upc" not in matcher.candidates(Cleaner().clean(pool[0].product).product, ink)
+    noisy = [*pool, *(PoolItem(Product(f"n{i}", "Toner", f"Order 11112222333{i}"), ink, {"upc": []}) for i in range(4))]
+    assert "upc" not in EvidenceMatcher(tax, noisy).candidates(Product("x", "Toner", "UPC 123456789012"), ink)

@@ -10,13 +10,14 @@ Navy, or Blue where the taxonomy has no Navy, once); names side by side are each
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from tagger.evidence.names import AttributeNames, attribute_names
-from tagger.evidence.pool import PoolLexicon, PoolSettings, product_text_fields
+from tagger.evidence.pool import PoolLexicon, PoolSettings, product_text_fields, shaped_tokens
 from tagger.evidence.quantity import amounts
 from tagger.evidence.text import Word, key, words
 from tagger.product import Product
@@ -55,6 +56,7 @@ class _Hit:
     text: str  # the cleaned field's text at [start, end)
     words: tuple[str, ...]  # its normalized words
     confidence: float | None = None
+    shape: bool = False  # an identifier matched by its shape, not by name
 
     @property
     def size(self) -> int:
@@ -179,7 +181,8 @@ class EvidenceMatcher:
         """Per attribute of the category, the values the product supports, best first. `product` is the cleaned
         product, as the model sees it: every span indexes its cleaned fields."""
         compiled = self.compile(category.id)
-        own = self.lexicon.own(product) if self.lexicon is not None else None
+        own_index = self.lexicon.own_index(product) if self.lexicon is not None else None
+        own = self.lexicon.items[own_index] if self.lexicon is not None and own_index is not None else None
         own_grams = self.lexicon.own_grams(product) if self.lexicon is not None and own is not None else set()
         hits: list[_Hit] = []
         rules: list[_Hit] = []
@@ -190,8 +193,9 @@ class EvidenceMatcher:
             for hit in self._scan(compiled, found, text, name, order):
                 (rules if hit.source == "pool" and hit.value is not None else hits).append(hit)
             hits += self._field_named(compiled, name, text, order)
+            rules += self._shaped(compiled, category, own_index, found, (name, text, order))
         hits = [h for h in hits if self._keep_dictionary_hit(h, category, own)]
-        rules = [h for h in rules if self._keep_rule_hit(h, own, own_grams)]
+        rules = [h for h in rules if h.shape or self._keep_rule_hit(h, own, own_grams)]
         result = self._evidence(compiled, _longest(hits), rules)
         if self._named:
             result = self._measured_names(result, own)
@@ -260,6 +264,54 @@ class EvidenceMatcher:
                         )
         return hits
 
+    def _shaped(
+        self,
+        compiled: CompiledCategory,
+        category: Category,
+        own: int | None,
+        found: list[Word],
+        where: tuple[str, str, int],
+    ) -> list[_Hit]:
+        """Identifiers whose shape the pool's labels of this category and attribute have, precisely enough."""
+        lexicon = self.lexicon
+        if lexicon is None:
+            return []
+        name, text, order = where
+        starts, ends = [w.start for w in found], [w.end for w in found]
+        hits = []
+        for attribute in compiled.attributes:
+            entries = lexicon.shape_entries(category.id, attribute.handle) if attribute.extractive else {}
+            if not entries:
+                continue
+            for form, start, end in shaped_tokens(text):
+                entry = entries.get(form)
+                if entry is None:
+                    continue
+                labeled, precision = lexicon.shape_precision(entry, own, attribute.handle, form)
+                if labeled < lexicon.settings.min_support or precision < lexicon.settings.min_shape_precision:
+                    continue
+                first = bisect_left(starts, start)
+                last = max(first, bisect_right(ends, end) - 1)
+                spelled = tuple(w.norm for w in found[first : last + 1])
+                hits.append(
+                    _Hit(
+                        attribute.handle,
+                        None,
+                        "pool",
+                        name,
+                        order,
+                        first,
+                        last,
+                        start,
+                        end,
+                        text[start:end],
+                        spelled,
+                        round(precision, 4),
+                        shape=True,
+                    )
+                )
+        return hits
+
     def _field_named(self, compiled: CompiledCategory, name: str, text: str, order: int) -> list[_Hit]:
         """A field named as an extractive attribute ("brand") states its value: the whole field is the span."""
         if name in ("title", "description"):
@@ -306,8 +358,9 @@ class EvidenceMatcher:
             by_attribute[hit.handle][hit.value if hit.value is not None else hit.words].append(hit)
         for hit in rules:  # beside the names: a value the text names needs no rule, one it does not gets one
             values = by_attribute[hit.handle]
-            if hit.value not in values or all(h.source == "pool" for h in values[hit.value]):
-                values[hit.value].append(hit)
+            known = hit.value if hit.value is not None else hit.words
+            if known not in values or all(h.source == "pool" for h in values[known]):
+                values[known].append(hit)
         result: dict[str, list[Evidence]] = {}
         for attribute in compiled.attributes:
             groups = by_attribute.get(attribute.handle)
@@ -340,8 +393,8 @@ def _longest(hits: list[_Hit]) -> list[_Hit]:
 def _rank(group: list[_Hit], extractive: bool) -> tuple[int, ...]:
     best = min(group, key=lambda h: (h.order, -h.size, h.start))
     rule_only = all(h.source == "pool" and h.value is not None for h in group)
-    if extractive:  # the longest value found wins (a dictionary's longest entry is its most specific)
-        return (-max(h.size for h in group), best.order, best.start)
+    if extractive:  # the longest value found wins (a dictionary's longest entry is its most specific); shapes last
+        return (all(h.shape for h in group), -max(h.size for h in group), best.order, best.start)
     return (rule_only, best.order, -best.size, best.start)
 
 

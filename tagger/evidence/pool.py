@@ -9,6 +9,7 @@ never become its evidence.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from tagger.product import Product
 from tagger.retrieval.examples import PoolItem
 from tagger.taxonomy import Taxonomy
 
+# An identifier as a text writes it: letters and digits, with inner hyphens, dots and slashes ("XER106R01409").
+_TOKEN = re.compile(r"[^\W_](?:[\w\-./]*[^\W_])?")
 MAX_WORDS = 400  # of each pool product's text, for n-grams: descriptions are cut to a budget before the model too
 
 
@@ -29,6 +32,7 @@ class PoolSettings:
     min_precision: float = 0.8  # share of the n-gram's products that carry the value
     min_dictionary_precision: float = 0.2  # share of the products showing a dictionary value that carry it
     min_name_precision: float = 0.2  # share of the products naming a closed value that carry it
+    min_shape_precision: float = 0.5  # share of the products showing an identifier's shape where it is the value
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,24 @@ class Entry:
 
     labeled: int = 0  # pool products labeled with it
     shown: int = 0  # pool products of the category whose text shows it
+
+
+def shape(token: str) -> str | None:
+    """An identifier's shape: letters A, digits 9, the rest kept ("XER106R01409" -> "AAA999A99999"); None for a
+    token too short or without a digit, whose shape would say nothing."""
+    if len(token) < 4 or not any(c.isdigit() for c in token):
+        return None
+    return "".join("9" if c.isdigit() else "A" if c.isalpha() else c for c in token)
+
+
+def shaped_tokens(text: str) -> list[tuple[str, int, int]]:
+    """(shape, start, end) of every identifier-like token of a text."""
+    found = []
+    for match in _TOKEN.finditer(text):
+        form = shape(match.group())
+        if form is not None:
+            found.append((form, match.start(), match.end()))
+    return found
 
 
 def product_text_fields(product: Product) -> list[tuple[str, str]]:
@@ -84,18 +106,25 @@ class PoolLexicon:
         # (category id, handle) -> normalized words -> entry; the surface form is kept for extractive values
         self.dictionary: dict[tuple[str, str], dict[tuple[str, ...], Entry]] = defaultdict(dict)
         self.rules: dict[str, dict[tuple[str, ...], list[Rule]]] = {}
+        # (category id, handle) -> identifier shape -> entry: extractive values such as part numbers and UPCs, which
+        # no other product shares, still share a shape
+        self.shapes: dict[tuple[str, str], dict[str, Entry]] = defaultdict(dict)
         self._fill_dictionary()
         self._learn_rules()
+        self._learn_shapes()
 
     # --- the pool's own products ----------------------------------------------------------------------------------
 
-    def own(self, product: Product) -> PoolItem | None:
+    def own_index(self, product: Product) -> int | None:
         """The pool's row of this product (same id or same cleaned content), whose labels must not count for it."""
-        index = self._by_id.get(product.id, self._by_content.get(content_key(product)))
+        return self._by_id.get(product.id, self._by_content.get(content_key(product)))
+
+    def own(self, product: Product) -> PoolItem | None:
+        index = self.own_index(product)
         return None if index is None else self.items[index]
 
     def own_grams(self, product: Product) -> set[tuple[str, ...]]:
-        index = self._by_id.get(product.id, self._by_content.get(content_key(product)))
+        index = self.own_index(product)
         return set() if index is None else self._grams[index]
 
     # --- the dictionary -----------------------------------------------------------------------------------------
@@ -128,6 +157,50 @@ class PoolLexicon:
                         if id(entry) not in shown and tuple(norms[i : i + len(words_)]) == words_:
                             shown.add(id(entry))
                             entry.shown += 1
+
+    # --- identifier shapes --------------------------------------------------------------------------------------
+
+    def _shapes_of(self, item: PoolItem) -> tuple[set[str], dict[str, set[str]]]:
+        """The shapes a product's text shows, and per attribute the shapes of its labels found as tokens."""
+        tokens: dict[str, set[str]] = defaultdict(set)
+        for _, text in product_text_fields(item.product):
+            for form, start, end in shaped_tokens(text):
+                tokens[form].add(text[start:end].casefold())
+        labeled: dict[str, set[str]] = {}
+        for handle in item.attributes:
+            attribute = self.taxonomy.attributes.get(handle)
+            if attribute is None or not attribute.extractive:
+                continue
+            values = [v.strip() for v in self.labels(item, handle)]
+            forms = {f for v in values if (f := shape(v)) and v.casefold() in tokens[f]}
+            if forms:
+                labeled[handle] = forms
+        return set(tokens), labeled
+
+    def _learn_shapes(self) -> None:
+        seen = [self._shapes_of(item) for item in self.items]
+        for item, (_, labeled) in zip(self.items, seen, strict=True):
+            for handle, forms in labeled.items():
+                for form in forms:
+                    self.shapes[item.category.id, handle].setdefault(form, Entry()).labeled += 1
+        for item, (shown, _) in zip(self.items, seen, strict=True):
+            for (category, _), entries in self.shapes.items():
+                if category == item.category.id:
+                    for form in shown & entries.keys():
+                        entries[form].shown += 1
+        self._own_shapes = seen
+
+    def shape_entries(self, category_id: str, handle: str) -> dict[str, Entry]:
+        return self.shapes.get((category_id, handle), {})
+
+    def shape_precision(self, entry: Entry, own: int | None, handle: str, form: str) -> tuple[int, float]:
+        """(labeled products, precision) of an identifier shape, without the product's own row (its index)."""
+        labeled, shown = entry.labeled, entry.shown
+        if own is not None:
+            own_shown, own_labeled = self._own_shapes[own]
+            labeled -= form in own_labeled.get(handle, set())
+            shown -= form in own_shown
+        return labeled, (labeled / shown if shown > 0 else 0.0)
 
     def entries(self, category_id: str, handle: str) -> dict[tuple[str, ...], Entry]:
         return self.dictionary.get((category_id, handle), {})
