@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,6 +88,7 @@ def bench_set(name: str, data_root: Path, settings: PoolSettings, limit: int | N
     built = time.perf_counter() - start
     result["pool"] = run(LexicalTagger(taxonomy, lexicon), sample, taxonomy)
     result["pool"].update(pool_size=len(pool), pool_build_s=round(built, 2))
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # the process's, so far
     return result
 
 

@@ -112,6 +112,9 @@ class PoolLexicon:
         self._fill_dictionary()
         self._learn_rules()
         self._learn_shapes()
+        # Only the n-grams of rules are needed from here on (to leave a product's own row out): keep just those.
+        ruled = {gram for rules in self.rules.values() for gram in rules}
+        self._grams = [grams & ruled for grams in self._grams]
 
     # --- the pool's own products ----------------------------------------------------------------------------------
 
