@@ -4,8 +4,10 @@ text supports, with the spans that support it.
 A closed value is supported by its name or an alias on word boundaries (after normalization: case, plurals,
 possessives, hyphens, units), or by an amount its range holds ("128GB" for "128 GB", "48 GB" for "32-64 GB"). With a
 labeled pool, also by a value the pool has for the category and attribute (extractive values: the text's own
-spelling is the candidate) and by the pool's n-gram rules. Where names overlap, the longest wins ("Navy Blue" is
-Navy, or Blue where the taxonomy has no Navy, once); names side by side are each kept ("White/Gray").
+spelling is the candidate), by an identifier of the shape the pool's labels have, and by the pool's n-gram rules;
+and the pool's measured precision drops names and entries that are mostly something else. Where names overlap, the
+longest wins ("Navy Blue" is Navy, or Blue where the taxonomy has no Navy, once); names side by side are each kept
+("White/Gray").
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ def _labels(attribute: Attribute) -> set[str]:
 
 
 class EvidenceMatcher:
-    """Finds candidates for products of one taxonomy; `pool` (labeled products) adds its dictionary and rules."""
+    """Finds candidates for products of one taxonomy; `pool` (labeled products) adds its dictionary, identifier
+    shapes and rules, and measures the names."""
 
     def __init__(
         self,
