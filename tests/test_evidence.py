@@ -402,3 +402,10 @@ def test_identifiers_match_by_the_shape_of_the_pool_labels() -> None:
     assert "upc" not in matcher.candidates(Cleaner().clean(pool[0].product).product, ink)
     noisy = [*pool, *(PoolItem(Product(f"n{i}", "Toner", f"Order 11112222333{i}"), ink, {"upc": []}) for i in range(4))]
     assert "upc" not in EvidenceMatcher(tax, noisy).candidates(Product("x", "Toner", "UPC 123456789012"), ink)
+
+
+def test_a_pool_label_written_as_a_string_is_one_value() -> None:
+    tax = pool_taxonomy()
+    pool = [pool_item(tax, "a", "Ellie sandal", brand="Ellie"), pool_item(tax, "b", "Ellie pump", brand="Ellie")]  # type: ignore[arg-type]
+    got = EvidenceMatcher(tax, pool).candidates(Product("x", "Ellie flat"), tax.categories["shoes"])
+    assert values(got, "brand") == ["Ellie"]

@@ -133,7 +133,9 @@ class PoolLexicon:
     # --- the dictionary -----------------------------------------------------------------------------------------
 
     def labels(self, item: PoolItem, handle: str) -> list[str]:
-        return [str(v) for v in item.attributes.get(handle) or [] if str(v).strip()]
+        raw = item.attributes.get(handle) or []
+        values = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []  # a pool file may say "Red"
+        return [str(v) for v in values if str(v).strip()]
 
     def _fill_dictionary(self) -> None:
         for item in self.items:
