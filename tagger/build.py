@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -21,6 +22,7 @@ from tagger.prompt import load_template
 from tagger.taxonomy import Taxonomy, load_taxonomy
 
 if TYPE_CHECKING:
+    from tagger.evidence import EvidenceMatcher
     from tagger.pipeline import Tagger
     from tagger.retrieval import ExamplePool, PoolItem, Shortlister
 
@@ -73,14 +75,22 @@ class BackendSpec(_Spec):
         return self
 
 
+AttributeSource = Literal["evidence", "model"]
+
+
 class TaggerSpec(_Spec):
-    """Everything that makes a tagger, besides the products."""
+    """Everything that makes a tagger, besides the products.
+
+    attributes: "evidence" (the default): an attribute's values are those the product's text or the labeled pool
+    supports, and the model only chooses where a single-valued attribute has several candidates; "model": the model
+    fills every attribute of the category under the taxonomy's schema (measured far worse: README, "Evidence")."""
 
     taxonomy: str | None = None  # as --taxonomy: a YAML file, shopify, google, shopify:DIR, google:FILE
     template: str | None = None  # a .j2 file or a bundled template's name
     backend: BackendSpec = Field(default_factory=BackendSpec)
     narrowing: Narrowing = Field(default_factory=Narrowing)
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
+    attributes: AttributeSource = "evidence"
 
     def describe(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
@@ -108,7 +118,10 @@ def build_taggers(
 
     chosen = taxonomy or load_taxonomy(spec.taxonomy)
     template = load_template(spec.template)
+    if pool is None and spec.narrowing.examples is not None:
+        pool = _read_pool(spec.narrowing.examples, chosen)
     shortlist, examples = _narrowing(spec.narrowing, chosen, pool)
+    evidence = _evidence(chosen, pool) if spec.attributes == "evidence" else None
     engines = [_backend(spec.backend, count, load_model) for _ in range(count)]
     if wrap is not None:
         engines = [wrap(engine) for engine in engines]
@@ -121,6 +134,7 @@ def build_taggers(
             shortlist=shortlist,
             examples=examples,
             tree=spec.narrowing.tree,
+            evidence=evidence,
         )
         for engine in engines
     ]
@@ -139,16 +153,30 @@ def _narrowing(
     """The shortlister and the example pool the narrowing asks for; one embedding model serves both."""
     if not narrowing.uses_retrieval and pool is None:
         return None, None
+    retrieval = _retrieval()
+    embedder = retrieval.Embedder()
+    shortlist = retrieval.Shortlister(taxonomy, embedder, narrowing.shortlist) if narrowing.shortlist else None
+    examples = retrieval.ExamplePool(pool, embedder, narrowing.example_k) if pool is not None else None
+    return shortlist, examples
+
+
+def _retrieval() -> ModuleType:
     try:
-        from tagger.retrieval import Embedder, ExamplePool, Shortlister, read_pool
+        import tagger.retrieval
     except ImportError as exc:  # a broken install: the default pipeline needs retrieval
         raise TaggerError(f"retrieval cannot be imported ({exc}): reinstall tagger with its dependencies") from exc
-    if pool is None and narrowing.examples is not None:
-        pool = read_pool(narrowing.examples, taxonomy)
-    embedder = Embedder()
-    shortlist = Shortlister(taxonomy, embedder, narrowing.shortlist) if narrowing.shortlist else None
-    examples = ExamplePool(pool, embedder, narrowing.example_k) if pool is not None else None
-    return shortlist, examples
+    return tagger.retrieval
+
+
+def _read_pool(path: Path, taxonomy: Taxonomy) -> list[PoolItem]:
+    items: list[PoolItem] = _retrieval().read_pool(path, taxonomy)
+    return items
+
+
+def _evidence(taxonomy: Taxonomy, pool: Sequence[PoolItem] | None) -> EvidenceMatcher:
+    from tagger.evidence import EvidenceMatcher
+
+    return EvidenceMatcher(taxonomy, pool)
 
 
 __all__ = [

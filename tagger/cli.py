@@ -19,7 +19,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
-from tagger.build import BACKENDS, DEFAULT_EXAMPLE_K, BackendSpec, Narrowing, TaggerSpec, build_tagger, build_taggers
+from tagger.build import (
+    BACKENDS,
+    DEFAULT_EXAMPLE_K,
+    AttributeSource,
+    BackendSpec,
+    Narrowing,
+    TaggerSpec,
+    build_tagger,
+    build_taggers,
+)
 from tagger.clean import CleaningConfig
 from tagger.errors import TaggerError
 from tagger.product import DEFAULT_FIELDS, Columns, Product, ProductError, product_from_record
@@ -87,6 +96,14 @@ ExamplesOpt = Annotated[
 ]
 ExampleKOpt = Annotated[int, typer.Option(help="How many examples from --examples")]
 TreeOpt = Annotated[bool, typer.Option("--tree", help="Choose the category level by level down the taxonomy")]
+AttributesOpt = Annotated[
+    AttributeSource,
+    typer.Option(
+        "--attributes",
+        help="evidence: values the text (or the --examples pool) supports, the model choosing only between rivals; "
+        "model: the model fills every attribute of the category",
+    ),
+]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -129,6 +146,7 @@ def _spec(
     model: str | None = None,
     options: dict[str, Any] | None = None,
     cleaning: CleaningConfig | None = None,
+    attributes: AttributeSource = "evidence",
 ) -> TaggerSpec:
     backend_spec = BackendSpec(name=backend, model=model, options=options or {})
     return TaggerSpec(
@@ -137,6 +155,7 @@ def _spec(
         backend=backend_spec,
         narrowing=narrowing,
         cleaning=cleaning or CleaningConfig(),
+        attributes=attributes,
     )
 
 
@@ -206,12 +225,15 @@ def render(
     examples: ExamplesOpt = None,
     example_k: ExampleKOpt = DEFAULT_EXAMPLE_K,
     tree: TreeOpt = False,
+    attributes: AttributesOpt = "evidence",
 ) -> None:
     """Print the exact chat messages of the first model call for a product, as `tag` would make it (cleaned, with
     the same narrowing): the category stage, or the attribute stage when retrieval or --category decides. Loads the
     model's tokenizer (cleaning counts tokens with it), not its weights."""
     product = _product(json_text, title, description, brand)
-    spec = _spec(taxonomy, template, _narrowing(shortlist, examples, example_k, tree), backend, model)
+    spec = _spec(
+        taxonomy, template, _narrowing(shortlist, examples, example_k, tree), backend, model, attributes=attributes
+    )
     tagger = build_tagger(spec, load_model=False)
     try:
         shown = tagger.render(product, _category(tagger.taxonomy, category) if category else None)
@@ -225,7 +247,7 @@ def render(
             soft_wrap=True,
         )
     if not shown.messages:
-        out.print("no model call: the category has no attributes")
+        out.print("no model call for the attributes: the category has none, or its evidence leaves nothing to choose")
     for message in shown.messages:
         out.rule(f"{shown.stage} stage: {message.role}")
         out.print(message.content, markup=False, soft_wrap=True)
@@ -246,11 +268,13 @@ def tag(
     examples: ExamplesOpt = None,
     example_k: ExampleKOpt = DEFAULT_EXAMPLE_K,
     tree: TreeOpt = False,
+    attributes: AttributesOpt = "evidence",
 ) -> None:
     """Tag one product and print its record."""
     product = _product(json_text, title, description, brand)
     narrowing = _narrowing(shortlist, examples, example_k, tree)
-    tagger = build_tagger(_spec(taxonomy, template, narrowing, backend, model, _server(backend, base_url)))
+    server = _server(backend, base_url)
+    tagger = build_tagger(_spec(taxonomy, template, narrowing, backend, model, server, attributes=attributes))
     try:
         record: Record = tagger.tag(product)
     finally:
@@ -296,6 +320,7 @@ def generate(
     examples: ExamplesOpt = None,
     example_k: ExampleKOpt = DEFAULT_EXAMPLE_K,
     tree: TreeOpt = False,
+    attributes: AttributesOpt = "evidence",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, errors only")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every batch and reject")] = False,
 ) -> None:
@@ -323,7 +348,8 @@ def generate(
     cleaning = CleaningConfig(enabled=not no_clean, description_tokens=description_tokens)
     narrowing = _narrowing(shortlist, examples, example_k, tree)
     server = _server(backend, base_url, max_in_flight)
-    taggers = build_taggers(_spec(taxonomy, template, narrowing, backend, model, server, cleaning), max(1, workers))
+    spec = _spec(taxonomy, template, narrowing, backend, model, server, cleaning, attributes)
+    taggers = build_taggers(spec, max(1, workers))
     options = RunOptions(fmt, columns, limit, batch_size, restart, rejects)
     total = None if limit is not None else count_rows(source, fmt)
     result_cache = None if no_cache else ResultCache(cache or default_cache_path())

@@ -1,15 +1,17 @@
 """The pipeline for one batch of products: taxonomy -> schema -> prompt -> backend -> validation -> record.
 
-Two stages, as Shopify's own classifier does: choose the category, then generate only that category's attributes
-(its own and its ancestors'), each under its own schema. A batch goes through each stage in one backend call, so
-engines that batch (vLLM) see the whole batch at once.
+Two stages, as Shopify's own classifier does: choose the category, then only that category's attributes (its own
+and its ancestors'). With an evidence matcher (the default), an attribute's values are those the product's text (or
+the labeled pool) supports: a value with no rival is written with its evidence, and the model only chooses where a
+single-valued attribute has several candidates. Without one, the model fills every attribute under the taxonomy's
+schema. A batch goes through each stage in one backend call, so engines that batch (vLLM) see the whole batch at once.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from tagger import __version__
@@ -17,12 +19,23 @@ from tagger.backends import Backend, Completion, Request, make_backend
 from tagger.clean import Cleaned, Cleaner, CleaningConfig
 from tagger.product import Product
 from tagger.prompt import Example, Message, PromptBuilder, PromptError, PromptTemplate, load_template
-from tagger.records import CategoryRef, ErrorInfo, ErrorRecord, Provenance, Record, TagRecord, Truncation, Usage
-from tagger.schema import MAX_LIST_ITEMS, SchemaSet, with_spans
+from tagger.records import (
+    CategoryRef,
+    ErrorInfo,
+    ErrorRecord,
+    Evidence,
+    Provenance,
+    Record,
+    TagRecord,
+    Truncation,
+    Usage,
+)
+from tagger.schema import MAX_LIST_ITEMS, SchemaSet, attribute_schema, with_spans
 from tagger.taxonomy import Attribute, Category, Taxonomy, load_taxonomy
 from tagger.validate import AnswerError, read_attributes, read_category
 
 if TYPE_CHECKING:  # retrieval needs numpy and sentence-transformers: only those who use it import it
+    from tagger.evidence import EvidenceMatcher
     from tagger.retrieval.examples import ExamplePool, PoolItem
     from tagger.retrieval.shortlist import Shortlister
 
@@ -50,6 +63,8 @@ class _Pending:
     category: Category | None = None
     error: ErrorRecord | None = None
     values: dict[str, list[str]] = field(default_factory=dict)
+    evidence: list[Evidence] = field(default_factory=list)
+    choices: dict[str, list[Evidence]] = field(default_factory=dict)  # the candidates left to the model, by handle
     warnings: list[str] = field(default_factory=list)
 
 
@@ -66,6 +81,7 @@ class Tagger:
         shortlist: Shortlister | None = None,
         examples: ExamplePool | None = None,
         tree: bool = False,
+        evidence: EvidenceMatcher | None = None,
     ) -> None:
         if tree and (shortlist is not None or examples is not None):
             raise ValueError("the tree strategy walks the taxonomy itself: use it without a shortlist or examples")
@@ -78,7 +94,10 @@ class Tagger:
         self.shortlist = shortlist
         self.examples = examples
         self.tree = tree
+        self.evidence = evidence
         strategy = ["tree"] if tree else [part.name for part in (shortlist, examples) if part is not None]
+        if evidence is not None:
+            strategy.append("evidence")
         self.provenance = Provenance(
             model=self.backend.model,
             backend=self.backend.name,
@@ -240,19 +259,25 @@ class Tagger:
     def _fill_attributes(self, pending: list[_Pending]) -> None:
         for item, completion in self._run_stage(self._attribute_requests(pending)):
             assert item.category is not None
-            attributes = self.taxonomy.attributes_for(item.category.id)
+            asked = self._asked(item) or self.taxonomy.attributes_for(item.category.id)
             try:
-                found = read_attributes(
-                    completion.text, attributes, item.product.text, completion.finish_reason == "length"
-                )
+                found = read_attributes(completion.text, asked, item.product.text, completion.finish_reason == "length")
             except AnswerError as exc:
                 # The category is sound; keep it and say why the attributes are missing.
                 item.warnings.append(f"attributes: {exc}")
                 continue
             item.values, item.warnings = found.values, found.warnings
+            for handle, values in found.values.items():  # each chosen value keeps the evidence that offered it
+                item.evidence += [e for e in item.choices.get(handle, []) if e.value in values]
+        if self.evidence is not None:
+            for item in pending:
+                self._settle(item)
 
     def _attribute_requests(self, pending: list[_Pending]) -> list[tuple[_Pending, Request]]:
-        """Attribute-stage requests for products with a category; none for a category without attributes."""
+        """Attribute-stage requests for products with a category; none for a category without attributes, nor,
+        with evidence, for a product whose evidence leaves nothing to choose."""
+        if self.evidence is not None:
+            return self._choice_requests(pending)
         requests = []
         for item in pending:
             assert item.category is not None
@@ -271,12 +296,60 @@ class Tagger:
             requests.append((item, Request(messages, schema, ATTRIBUTE_MAX_TOKENS)))
         return requests
 
+    def _choice_requests(self, pending: list[_Pending]) -> list[tuple[_Pending, Request]]:
+        """The evidence stage: every attribute's candidates; a value with no rival is kept as it is, and where a
+        single-valued attribute has several candidates the model chooses among them (or none), under a schema that
+        offers only those."""
+        assert self.evidence is not None
+        requests = []
+        for item in pending:
+            assert item.category is not None
+            candidates = self.evidence.candidates(item.product, item.category)
+            for attribute in self.taxonomy.attributes_for(item.category.id):
+                found = candidates.get(attribute.handle, [])
+                if len({e.value for e in found}) > 1 and not attribute.multi:
+                    item.choices[attribute.handle] = found
+                else:
+                    item.evidence += found
+            asked = self._asked(item)
+            if not asked:
+                continue
+            try:
+                messages = self.prompts.attribute_messages(item.product, item.category, attributes=asked)
+            except PromptError as exc:
+                item.error = _error(item.product, "prompt_error", str(exc))
+                continue
+            requests.append((item, Request(messages, attribute_schema(item.category, asked), ATTRIBUTE_MAX_TOKENS)))
+        return requests
+
+    def _asked(self, item: _Pending) -> list[Attribute]:
+        """The attributes left to the model, each narrowed to its candidates (a closed list, spans included)."""
+        if item.category is None or not item.choices:
+            return []
+        return [
+            replace(a, values=tuple(dict.fromkeys(e.value for e in item.choices[a.handle])), extractive=False)
+            for a in self.taxonomy.attributes_for(item.category.id)
+            if a.handle in item.choices
+        ]
+
+    def _settle(self, item: _Pending) -> None:
+        """The values of the evidence kept (settled or chosen), in the taxonomy's attribute order, each checked by
+        the same validation as a model's answer."""
+        assert item.category is not None
+        attributes = self.taxonomy.attributes_for(item.category.id)
+        answer = {a.handle: [e.value for e in item.evidence if e.attribute == a.handle] for a in attributes}
+        found = read_attributes(json.dumps({k: v for k, v in answer.items() if v}), attributes, item.product.text)
+        item.values = found.values
+        item.warnings += found.warnings
+        item.evidence = [e for e in item.evidence if e.value in found.values.get(e.attribute, [])]
+
     def _record(self, item: _Pending) -> TagRecord:
         assert item.category is not None
         return TagRecord(
             id=item.product.id,
             category=CategoryRef(id=item.category.id, path=list(item.category.path)),
             attributes=item.values,
+            evidence=item.evidence,
             warnings=item.warnings,
             usage=item.usage,
             provenance=self._provenance(item.truncated),

@@ -55,6 +55,7 @@ class PipelineConfig(_Strict):
     shortlist: int = DEFAULT_SHORTLIST  # as tagger.build.Narrowing: 1 retrieval decides, 0 the flat enum, K the model
     examples: ExamplesConfig | None = None  # few-shot examples retrieved from a labeled pool
     tree: bool = False  # choose level by level down the taxonomy (alone: not with a shortlist or examples)
+    attributes: Literal["evidence", "model"] = "evidence"  # as tagger.build.TaggerSpec.attributes
 
 
 class SampleConfig(_Strict):

@@ -107,6 +107,7 @@ def tagger_spec(config: EvalConfig, data_root: Path, template: str | None = None
             example_k=examples.k if examples else DEFAULT_EXAMPLE_K,
             tree=pipeline.tree,
         ),
+        attributes=pipeline.attributes,
     )
 
 
