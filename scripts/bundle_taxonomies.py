@@ -15,8 +15,8 @@ and provenance texts are copied beside the bundles.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import gzip
+import hashlib
 import sys
 from pathlib import Path
 from typing import Any

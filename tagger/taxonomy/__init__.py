@@ -20,8 +20,8 @@ from tagger.taxonomy.shopify import load_shopify_taxonomy
 from tagger.taxonomy.yaml_format import load_yaml_taxonomy, taxonomy_from_dict
 
 __all__ = [
-    "PATH_SEPARATOR",
     "BUNDLED",
+    "PATH_SEPARATOR",
     "Attribute",
     "Category",
     "Taxonomy",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from importlib.resources import files
 from typing import Any
 
@@ -44,9 +43,7 @@ def encode_bundle(doc: dict[str, Any]) -> bytes:
 
 
 def bundle_from_taxonomy(taxonomy: Taxonomy) -> dict[str, Any]:
-    ids = list(taxonomy.categories)
-    prefix = os.path.commonprefix(ids).rpartition("/")[0]
-    prefix = f"{prefix}/" if prefix else ""
+    prefix = _id_prefix(list(taxonomy.categories))
     cut = len(prefix)
     return {
         "format": FORMAT,
@@ -84,6 +81,13 @@ def taxonomy_from_bundle(doc: dict[str, Any]) -> Taxonomy:
         for ident, name, children, handles in doc["categories"]
     ]
     return Taxonomy(doc["name"], doc["version"], categories, attributes.values(), doc.get("tags", ()))
+
+
+def _id_prefix(ids: list[str]) -> str:
+    """What every id starts with, up to a "/" (Shopify's `gid://shopify/TaxonomyCategory/`), else nothing."""
+    first = ids[0] if ids else ""
+    prefix = first[: first.rfind("/") + 1]
+    return prefix if all(i.startswith(prefix) for i in ids) else ""
 
 
 def _attribute_docs(attributes: list[Attribute]) -> list[dict[str, Any]]:

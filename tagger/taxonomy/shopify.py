@@ -92,9 +92,7 @@ def _usable_aliases(names: tuple[str, ...], aliases: list[tuple[str, ...]]) -> d
     return usable
 
 
-def _attributes(
-    doc: dict[str, Any], values: dict[str, str], aliases: dict[str, tuple[str, ...]]
-) -> list[Attribute]:
+def _attributes(doc: dict[str, Any], values: dict[str, str], aliases: dict[str, tuple[str, ...]]) -> list[Attribute]:
     # The handle is Shopify's friendly_id: categories link by it, and unlike `handle` it is unique
     # (two extended attributes reuse a base attribute's handle).
     by_friendly: dict[str, Attribute] = {}
