@@ -53,7 +53,7 @@ class RecordingBackend:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Every cache tagger keeps (taxonomies, embeddings, results) goes to a folder of this session, never
     ~/.cache/tagger: a test must not pass on what an earlier run left there. Subprocesses inherit it."""
     folder = tmp_path_factory.mktemp("tagger-cache")

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 import tagger.taxonomy
+from tagger._paths import cache_dir
 from tagger.taxonomy import Attribute, Taxonomy, TaxonomyError, load_taxonomy, taxonomy_from_dict
 from tagger.taxonomy.bundle import bundle_from_taxonomy, encode_bundle, read_bundle, taxonomy_from_bundle
 from tagger.taxonomy.shopify import value_aliases
@@ -132,6 +133,11 @@ def test_bundled_google_taxonomy() -> None:
     assert google.categories["3237"].parent_id == "1"
     assert google.categories["6100"].name == "Corsage & Boutonnière Pins"  # UTF-8 as Google publishes it
     assert google.attributes == {}
+
+
+def test_the_tests_keep_their_caches_private(private_cache: Path) -> None:
+    assert cache_dir("taxonomies").parent == private_cache
+    assert Path.home() not in cache_dir("taxonomies").parents
 
 
 # --- against the source folders (../shared/data or $TAGGER_DATA_ROOT; skipped where missing) ---------------------
