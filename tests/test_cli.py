@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tagger.cli import app
-from tests.conftest import SAMPLE_CATALOG, SHOPIFY_DIR
+from tests.conftest import SAMPLE_CATALOG
 
 runner = CliRunner()
 TAGGER = [sys.executable, "-m", "tagger"]
@@ -27,8 +27,8 @@ def test_taxonomy_summary_and_find() -> None:
     assert "coffee-makers" in found.output
 
 
-def test_taxonomy_on_shopify(data_root: Path) -> None:
-    result = runner.invoke(app, ["taxonomy", "-t", f"shopify:{SHOPIFY_DIR}"])
+def test_taxonomy_on_shopify() -> None:
+    result = runner.invoke(app, ["taxonomy", "-t", "shopify"])
     assert result.exit_code == 0, result.output
     assert "10,595" in result.output and "20,635" in result.output
 
