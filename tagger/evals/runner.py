@@ -15,7 +15,7 @@ from tagger.evals.dataset import LabeledProduct, load_examples
 from tagger.evals.metrics import compute
 from tagger.evals.samples import ScoredSample, score
 from tagger.product import Product
-from tagger.records import Provenance, Record
+from tagger.records import ErrorInfo, ErrorRecord, Provenance, Record, TagRecord
 from tagger.taxonomy import Category, Taxonomy, load_taxonomy
 
 if TYPE_CHECKING:
@@ -202,7 +202,44 @@ def run_eval(
         for name, baseline in baselines(main, taxonomy):
             outcome.owned.append(baseline)
             outcome.runs.append(run_pipeline(name, baseline, outcome, on_progress))
+    if any(m.startswith("attribute_") for m in config.metrics) and config.backend.name != "minilm":
+        lexical = lexical_baseline(outcome, example_pool(config, taxonomy, data_root))
+        outcome.runs.append(run_pipeline("lexical", lexical, outcome, on_progress))
     return outcome
+
+
+class _OnCategories:
+    """A baseline that tags attributes of a given category, run on the categories the main run chose (the gold
+    ones where the eval gives them), so that its attributes and the main run's answer for the same categories."""
+
+    def __init__(self, inner: Pipeline, chosen: dict[str, Category]) -> None:
+        self.inner, self.chosen, self.provenance = inner, chosen, inner.provenance
+
+    def tag_batch(self, products: Sequence[Product], categories: Sequence[Category] | None = None) -> list[Record]:
+        if categories is not None:
+            return self.inner.tag_batch(products, categories)
+        records: list[Record] = []
+        for product in products:
+            category = self.chosen.get(product.id)
+            if category is None:  # the main run failed this product: so does its baseline
+                info = ErrorInfo(kind="no_category", message="the main run chose no category")
+                records.append(ErrorRecord(id=product.id, error=info))
+            else:
+                records += self.inner.tag_batch([product], [category])
+        return records
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def lexical_baseline(outcome: EvalOutcome, pool: Sequence[PoolItem] | None) -> Pipeline:
+    """String matching alone (with the eval's pool, when it has one): the bar the pipeline's attributes must clear."""
+    from tagger.evidence import LexicalTagger
+
+    chosen = {
+        r.id: outcome.taxonomy.categories[r.category.id] for r in outcome.main.records if isinstance(r, TagRecord)
+    }
+    return _OnCategories(LexicalTagger(outcome.taxonomy, pool), chosen)
 
 
 def baselines(main: Pipeline, taxonomy: Taxonomy) -> list[tuple[str, Pipeline]]:

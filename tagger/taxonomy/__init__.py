@@ -35,7 +35,7 @@ _CACHE_FORMAT = "4"  # 4: attributes carry aliases
 
 
 def default_taxonomy_path() -> Path:
-    return bundled("schemas") / "default.yaml"
+    return bundled("taxonomies") / "default.yaml"
 
 
 def load_taxonomy(spec: str | Path | None = None) -> Taxonomy:
