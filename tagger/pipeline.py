@@ -20,6 +20,7 @@ from tagger.clean import Cleaned, Cleaner, CleaningConfig
 from tagger.product import Product
 from tagger.prompt import Example, Message, PromptBuilder, PromptError, PromptTemplate, load_template
 from tagger.records import (
+    CategoryEvidence,
     CategoryRef,
     ErrorInfo,
     ErrorRecord,
@@ -61,6 +62,8 @@ class _Pending:
     truncated: list[Truncation]
     shots: list[PoolItem] = field(default_factory=list)  # the nearest labeled products, shown as examples
     category: Category | None = None
+    why: CategoryEvidence = field(default_factory=lambda: CategoryEvidence(source="model"))  # the category's evidence
+    sure: float | None = None  # the category's confidence, where something measured it
     error: ErrorRecord | None = None
     values: dict[str, list[str]] = field(default_factory=dict)
     evidence: list[Evidence] = field(default_factory=list)
@@ -205,6 +208,7 @@ class Tagger:
             item.shots = shots
             if choices is not None and len(choices) == 1:  # nothing to choose: retrieval has decided
                 item.category = choices[0]
+                self._retrieval_evidence(item)
                 continue
             try:
                 messages = self.prompts.category_messages(item.product, choices, _category_examples(shots))
@@ -215,12 +219,29 @@ class Tagger:
             requests.append((item, Request(messages, schema, CATEGORY_MAX_TOKENS)))
         return requests
 
+    def _retrieval_evidence(self, item: _Pending) -> None:
+        """Why retrieval chose the category: the examples that voted for it and their share of the vote, or the
+        product's words that stand in the category's path."""
+        assert item.category is not None
+        voters = [s.product.id for s in item.shots if s.category.id == item.category.id]
+        if voters:
+            item.why = CategoryEvidence(source="examples", examples=voters)
+            item.sure = round(len(voters) / len(item.shots), 4)
+            return
+        from tagger.evidence.text import words
+
+        named = {w.norm for name in item.category.path for w in words(name) if len(w.norm) > 2}
+        title = item.product.title
+        matched = dict.fromkeys(title[w.start : w.end] for w in words(title) if w.norm in named)
+        item.why = CategoryEvidence(source="retrieval", words=list(matched))
+
     def _take_given(self, pending: list[_Pending], categories: Sequence[Category]) -> None:
         """Known categories: only the attribute stage runs, with examples of the same category when there is a pool."""
         products = [item.product for item in pending]
         neighbours = self.examples.nearest(products, categories) if self.examples else [[] for _ in pending]
         for item, category, shots in zip(pending, categories, neighbours, strict=True):
             item.category, item.shots = category, shots
+            item.why = CategoryEvidence(source="given")
 
     def _descend(self, pending: list[_Pending]) -> None:
         """The tree strategy: a top-level category first, then one of the chosen node's children, level by level,
@@ -347,7 +368,9 @@ class Tagger:
         assert item.category is not None
         return TagRecord(
             id=item.product.id,
-            category=CategoryRef(id=item.category.id, path=list(item.category.path)),
+            category=CategoryRef(
+                id=item.category.id, path=list(item.category.path), confidence=item.sure, evidence=item.why
+            ),
             attributes=item.values,
             evidence=item.evidence,
             warnings=item.warnings,
