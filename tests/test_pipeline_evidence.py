@@ -105,3 +105,32 @@ def test_every_sample_record_is_explained(evidence_tagger: tuple[Tagger, Recordi
         _assert_explained(record, product)
         values += len(record.evidence)
     assert values >= 60  # the 27 products state most of their attributes
+
+
+def test_parquet_rows_keep_the_evidence() -> None:
+    import pyarrow as pa
+
+    from tagger.io.sinks import _arrow_schema, record_to_row, row_to_record
+    from tagger.records import CategoryEvidence, CategoryRef, Evidence, Provenance, Span
+
+    why = CategoryEvidence(source="examples", examples=["p1", "p2"])
+    span = Span(field="title", start=3, end=12, text="Navy Blue")
+    made = Provenance(
+        model="m",
+        backend="b",
+        template="t",
+        template_hash="h",
+        taxonomy="x",
+        taxonomy_version="1",
+        tagger_version="0",
+        decoding={},
+    )
+    record = TagRecord(
+        id="s1",
+        category=CategoryRef(id="t-shirts", path=["A", "T-Shirts"], confidence=0.67, evidence=why),
+        attributes={"color": ["Navy"]},
+        evidence=[Evidence(attribute="color", value="Navy", source="text", spans=[span], confidence=0.9)],
+        provenance=made,
+    )
+    table = pa.Table.from_pylist([record_to_row(record)], _arrow_schema())
+    assert row_to_record(table.to_pylist()[0]) == record
