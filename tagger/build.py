@@ -91,6 +91,7 @@ class TaggerSpec(_Spec):
     narrowing: Narrowing = Field(default_factory=Narrowing)
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
     attributes: AttributeSource = "evidence"
+    infer: bool = False  # with evidence: the model may add closed values the text does not state, marked inferred
 
     def describe(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
@@ -135,6 +136,7 @@ def build_taggers(
             examples=examples,
             tree=spec.narrowing.tree,
             evidence=evidence,
+            infer=spec.infer,
         )
         for engine in engines
     ]

@@ -96,6 +96,13 @@ ExamplesOpt = Annotated[
 ]
 ExampleKOpt = Annotated[int, typer.Option(help="How many examples from --examples")]
 TreeOpt = Annotated[bool, typer.Option("--tree", help="Choose the category level by level down the taxonomy")]
+InferOpt = Annotated[
+    bool,
+    typer.Option(
+        "--infer",
+        help="The model may add closed values the text does not state (marked source=inferred); for a strong model",
+    ),
+]
 AttributesOpt = Annotated[
     AttributeSource,
     typer.Option(
@@ -147,6 +154,7 @@ def _spec(
     options: dict[str, Any] | None = None,
     cleaning: CleaningConfig | None = None,
     attributes: AttributeSource = "evidence",
+    infer: bool = False,
 ) -> TaggerSpec:
     backend_spec = BackendSpec(name=backend, model=model, options=options or {})
     return TaggerSpec(
@@ -156,6 +164,7 @@ def _spec(
         narrowing=narrowing,
         cleaning=cleaning or CleaningConfig(),
         attributes=attributes,
+        infer=infer,
     )
 
 
@@ -226,13 +235,22 @@ def render(
     example_k: ExampleKOpt = DEFAULT_EXAMPLE_K,
     tree: TreeOpt = False,
     attributes: AttributesOpt = "evidence",
+    infer: InferOpt = False,
 ) -> None:
     """Print the exact chat messages of the first model call for a product, as `tag` would make it (cleaned, with
     the same narrowing): the category stage, or the attribute stage when retrieval or --category decides. Loads the
     model's tokenizer (cleaning counts tokens with it), not its weights."""
     product = _product(json_text, title, description, brand)
     spec = _spec(
-        taxonomy, template, _narrowing(shortlist, examples, example_k, tree), backend, model, attributes=attributes
+        taxonomy,
+        template,
+        _narrowing(shortlist, examples, example_k, tree),
+        backend,
+        model,
+        None,
+        None,
+        attributes,
+        infer,
     )
     tagger = build_tagger(spec, load_model=False)
     try:
@@ -269,12 +287,13 @@ def tag(
     example_k: ExampleKOpt = DEFAULT_EXAMPLE_K,
     tree: TreeOpt = False,
     attributes: AttributesOpt = "evidence",
+    infer: InferOpt = False,
 ) -> None:
     """Tag one product and print its record."""
     product = _product(json_text, title, description, brand)
     narrowing = _narrowing(shortlist, examples, example_k, tree)
     server = _server(backend, base_url)
-    tagger = build_tagger(_spec(taxonomy, template, narrowing, backend, model, server, attributes=attributes))
+    tagger = build_tagger(_spec(taxonomy, template, narrowing, backend, model, server, None, attributes, infer))
     try:
         record: Record = tagger.tag(product)
     finally:
@@ -321,6 +340,7 @@ def generate(
     example_k: ExampleKOpt = DEFAULT_EXAMPLE_K,
     tree: TreeOpt = False,
     attributes: AttributesOpt = "evidence",
+    infer: InferOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, errors only")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every batch and reject")] = False,
 ) -> None:
@@ -348,7 +368,7 @@ def generate(
     cleaning = CleaningConfig(enabled=not no_clean, description_tokens=description_tokens)
     narrowing = _narrowing(shortlist, examples, example_k, tree)
     server = _server(backend, base_url, max_in_flight)
-    spec = _spec(taxonomy, template, narrowing, backend, model, server, cleaning, attributes)
+    spec = _spec(taxonomy, template, narrowing, backend, model, server, cleaning, attributes, infer)
     taggers = build_taggers(spec, max(1, workers))
     options = RunOptions(fmt, columns, limit, batch_size, restart, rejects)
     total = None if limit is not None else count_rows(source, fmt)

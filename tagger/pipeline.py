@@ -68,6 +68,7 @@ class _Pending:
     values: dict[str, list[str]] = field(default_factory=dict)
     evidence: list[Evidence] = field(default_factory=list)
     choices: dict[str, list[Evidence]] = field(default_factory=dict)  # the candidates left to the model, by handle
+    inferring: list[str] = field(default_factory=list)  # with infer: closed attributes the text gives no value for
     warnings: list[str] = field(default_factory=list)
 
 
@@ -85,6 +86,7 @@ class Tagger:
         examples: ExamplePool | None = None,
         tree: bool = False,
         evidence: EvidenceMatcher | None = None,
+        infer: bool = False,
     ) -> None:
         if tree and (shortlist is not None or examples is not None):
             raise ValueError("the tree strategy walks the taxonomy itself: use it without a shortlist or examples")
@@ -98,9 +100,10 @@ class Tagger:
         self.examples = examples
         self.tree = tree
         self.evidence = evidence
+        self.infer = infer and evidence is not None  # without evidence the model fills every attribute anyway
         strategy = ["tree"] if tree else [part.name for part in (shortlist, examples) if part is not None]
         if evidence is not None:
-            strategy.append("evidence")
+            strategy.append("evidence+infer" if self.infer else "evidence")
         self.provenance = Provenance(
             model=self.backend.model,
             backend=self.backend.name,
@@ -290,6 +293,8 @@ class Tagger:
             item.values, item.warnings = found.values, found.warnings
             for handle, values in found.values.items():  # each chosen value keeps the evidence that offered it
                 item.evidence += [e for e in item.choices.get(handle, []) if e.value in values]
+                if handle in item.inferring:
+                    item.evidence += [Evidence(attribute=handle, value=v, source="inferred") for v in values]
         if self.evidence is not None:
             for item in pending:
                 self._settle(item)
@@ -320,7 +325,7 @@ class Tagger:
     def _choice_requests(self, pending: list[_Pending]) -> list[tuple[_Pending, Request]]:
         """The evidence stage: every attribute's candidates; a value with no rival is kept as it is, and where a
         single-valued attribute has several candidates the model chooses among them (or none), under a schema that
-        offers only those."""
+        offers only those. With infer, the model may also give closed attributes the text does not state."""
         assert self.evidence is not None
         requests = []
         for item in pending:
@@ -330,6 +335,8 @@ class Tagger:
                 found = candidates.get(attribute.handle, [])
                 if len({e.value for e in found}) > 1 and not attribute.multi:
                     item.choices[attribute.handle] = found
+                elif not found and self.infer and not attribute.extractive:
+                    item.inferring.append(attribute.handle)  # an extractive value is never inferred: it is a span
                 else:
                     item.evidence += found
             asked = self._asked(item)
@@ -344,13 +351,16 @@ class Tagger:
         return requests
 
     def _asked(self, item: _Pending) -> list[Attribute]:
-        """The attributes left to the model, each narrowed to its candidates (a closed list, spans included)."""
-        if item.category is None or not item.choices:
+        """The attributes left to the model: rivals narrowed to their candidates (a closed list, spans included),
+        and with infer the closed attributes the text says nothing about, with all their values."""
+        if item.category is None or not (item.choices or item.inferring):
             return []
         return [
             replace(a, values=tuple(dict.fromkeys(e.value for e in item.choices[a.handle])), extractive=False)
-            for a in self.taxonomy.attributes_for(item.category.id)
             if a.handle in item.choices
+            else a
+            for a in self.taxonomy.attributes_for(item.category.id)
+            if a.handle in item.choices or a.handle in item.inferring
         ]
 
     def _settle(self, item: _Pending) -> None:

@@ -134,3 +134,29 @@ def test_parquet_rows_keep_the_evidence() -> None:
     )
     table = pa.Table.from_pylist([record_to_row(record)], _arrow_schema())
     assert row_to_record(table.to_pylist()[0]) == record
+
+
+def test_infer_adds_only_marked_closed_values(backend: LlamaCppBackend, default_taxonomy: Taxonomy) -> None:
+    dress = Product("d1", "Lumen Women's Floral Wrap Dress, Long Sleeve", "", {"brand": "Lumen"})
+    category = default_taxonomy.categories["dresses"]
+    matcher = EvidenceMatcher(default_taxonomy)
+    plain = Tagger(default_taxonomy, backend, evidence=matcher).tag_batch([dress], [category])[0]
+    recording = RecordingBackend(backend)
+    inferring = Tagger(default_taxonomy, recording, evidence=matcher, infer=True).tag_batch([dress], [category])[0]
+    assert isinstance(plain, TagRecord)
+    assert isinstance(inferring, TagRecord)
+    assert {e.source for e in plain.evidence} == {"text"}
+    stated = {(e.attribute, e.value) for e in plain.evidence}
+    assert stated <= {(e.attribute, e.value) for e in inferring.evidence}  # the text's values stand as they were
+    [request] = recording.requests
+    assert request.schema is not None
+    asked = set(request.schema.json_schema["properties"])
+    assert "brand" not in asked  # extractive: never inferred
+    assert asked.isdisjoint({handle for handle, _ in stated})  # only what the text leaves open
+    allowed = {a.handle: a.values for a in default_taxonomy.attributes_for(category.id)}
+    for item in inferring.evidence:
+        if (item.attribute, item.value) not in stated:
+            assert item.source == "inferred"
+            assert item.spans == []
+            assert item.value in allowed[item.attribute]
+    assert inferring.provenance.strategy == "evidence+infer"
