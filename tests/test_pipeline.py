@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from tagger import __version__
 from tagger.backends import Request
-from tagger.backends.llamacpp import LlamaCppBackend
+from tagger.backends.llamacpp import LlamaCppBackend, embedded_model_path
 from tagger.io import read_rows
 from tagger.pipeline import Tagger
 from tagger.product import Product
@@ -29,7 +30,7 @@ def _assert_conforms(record: TagRecord, taxonomy: Taxonomy, product: Product) ->
 
 def test_sample_catalog_all_valid_and_in_taxonomy(tagger: Tagger, default_taxonomy: Taxonomy) -> None:
     products = [item for _, item in read_rows(SAMPLE_CATALOG) if isinstance(item, Product)]
-    assert len(products) >= 20
+    assert [p.id for p in products] == [f"sku-{n:03d}" for n in range(1, 28)]
     records = tagger.tag_batch(products)
     assert [r.id for r in records] == [p.id for p in products]
     for record, product in zip(records, products, strict=True):
@@ -37,7 +38,8 @@ def test_sample_catalog_all_valid_and_in_taxonomy(tagger: Tagger, default_taxono
         _assert_conforms(record, default_taxonomy, product)
         assert record.usage.prompt_tokens > 0 and record.usage.completion_tokens > 0
     provenance = records[0].provenance
-    assert provenance.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    digest = hashlib.sha256(embedded_model_path().read_bytes()).hexdigest()
+    assert provenance.model == f"SmolLM2-135M-Instruct.Q4_1.gguf@sha256:{digest[:16]}"  # readable, and the content
     assert provenance.backend == "llamacpp"
     assert provenance.template == "default" and len(provenance.template_hash) == 16
     assert (provenance.taxonomy, provenance.taxonomy_version) == ("tagger-default", "2026.11.0")
