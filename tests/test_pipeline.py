@@ -45,8 +45,16 @@ def test_sample_catalog_all_valid_and_in_taxonomy(tagger: Tagger, default_taxono
     assert (provenance.taxonomy, provenance.taxonomy_version) == ("tagger-default", "2026.11.0")
     assert provenance.tagger_version == __version__
     assert provenance.decoding == {"temperature": 0.0, "seed": 0}
-    # at least some attributes come out at all (quality is measured by the eval suite, not here)
-    assert sum(len(r.attributes) for r in records if isinstance(r, TagRecord)) >= len(records)
+    # The attribute stage really runs and its answers survive validation (quality is the eval suite's business):
+    # closed values from the vocabulary on most records, and the brand read from the text. Measured on 7 of these
+    # products: 7 with a closed value, 6 with the brand exactly (one took the whole title as the brand).
+    tagged = [r for r in records if isinstance(r, TagRecord)]
+    closed = [r for r in tagged if any(not default_taxonomy.attributes[h].extractive for h in r.attributes)]
+    assert len(closed) >= len(tagged) * 3 // 4, [r.attributes for r in tagged]
+    branded = [(r, p.fields["brand"]) for r, p in zip(tagged, products, strict=True) if p.fields.get("brand")]
+    assert len(branded) == 27
+    exact = [r.id for r, brand in branded if r.attributes.get("brand") == [brand]]
+    assert len(exact) >= len(branded) * 2 // 3, [r.attributes.get("brand") for r, _ in branded]
 
 
 def test_shopify_products_stay_inside_shopify(backend: object, shopify: Taxonomy, data_root: Path) -> None:
@@ -69,7 +77,14 @@ def test_record_json_shape(tagger: Tagger) -> None:
     assert set(line["category"]) == {"id", "path"}
     assert line["provenance"]["cleaning"] == tagger.cleaner.config.hash
     assert line["provenance"]["taxonomy_fingerprint"] == tagger.taxonomy.fingerprint
-    assert all(isinstance(v, list) for v in line["attributes"].values())
+    assert line["attributes"]["brand"] == ["Brewmaster"]  # an extractive value, as the text spells it
+    for handle, values in line["attributes"].items():  # each a non-empty list of allowed values, once each
+        attribute = tagger.taxonomy.attributes[handle]
+        assert (
+            values
+            and len(values) == len(set(values))
+            and (attribute.extractive or set(values) <= set(attribute.values))
+        )
 
 
 def test_the_tree_strategy_walks_down_shopify_level_by_level(backend: LlamaCppBackend, shopify: Taxonomy) -> None:
