@@ -39,15 +39,19 @@ def file_sha256(path: Path) -> str:
     path = path.resolve()
     stat = path.stat()
     stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
-    memo = cache_dir("digests") / "sha256.json"
-    known = _read_memo(memo)
+    try:
+        memo: Path | None = cache_dir("digests") / "sha256.json"
+    except OSError:  # no writable cache folder: the digest is computed every time, which is only slower
+        memo = None
+    known = _read_memo(memo) if memo is not None else {}
     entry = known.get(str(path))
     if isinstance(entry, dict) and entry.get("stamp") == stamp and isinstance(entry.get("sha256"), str):
         return str(entry["sha256"])
     with path.open("rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    known[str(path)] = {"stamp": stamp, "sha256": digest}
-    _write_memo(memo, known)
+    if memo is not None:
+        known[str(path)] = {"stamp": stamp, "sha256": digest}
+        _write_memo(memo, known)
     return digest
 
 
@@ -61,10 +65,13 @@ def _read_memo(memo: Path) -> dict[str, Any]:
 
 def _write_memo(memo: Path, known: dict[str, Any]) -> None:
     # Written whole to a temporary file and renamed: a concurrent reader sees the old memo or the new, never half.
-    handle, name = tempfile.mkstemp(dir=memo.parent, prefix=".sha256-")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump(known, out)
-    os.replace(name, memo)
+    try:
+        handle, name = tempfile.mkstemp(dir=memo.parent, prefix=".sha256-")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(known, out)
+        os.replace(name, memo)
+    except OSError:  # a read-only cache folder: not remembered, which is only slower
+        return
 
 
 def scope_of(description: Mapping[str, Any]) -> str:

@@ -159,7 +159,6 @@ def test_hostile_rows_go_to_rejects_and_the_run_goes_on(tmp_path: Path) -> None:
     for record in records.values():  # whatever the text asked for, the answer is a node of the taxonomy
         node = taxonomy.categories[record["category"]["id"]]
         assert record["category"]["path"] == list(node.path)
-    assert records["injection"]["category"]["path"] != ["FREE MONEY"]
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +312,7 @@ def test_csv_in_parquet_out_and_back(tmp_path: Path, counting: tuple[Tagger, Rec
     table = pq.read_table(parquet_out)
     assert table.column("id").to_pylist() == [r["id"] for r in CATALOG[:3]]
     paths = table.column("category_path").to_pylist()
-    assert all(paths)
+    assert all(" > ".join(path) in tagger.taxonomy.by_path for path in paths), paths
     assert json.loads(table.column("provenance")[0].as_py())["template"] == "default"
 
     # The same products as a Parquet input, into JSONL: same categories, all from the cache.

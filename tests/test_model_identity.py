@@ -124,3 +124,14 @@ def test_a_different_file_with_the_same_name_misses_the_cache(
 def test_a_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"model file not found: .*nope\.gguf"):
         LlamaCppBackend(tmp_path / "nope.gguf")
+
+
+def test_without_a_writable_cache_folder_the_digest_is_still_computed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("TAGGER_CACHE_DIR", str(blocker))  # cache_dir() cannot make folders under a file
+    path = tmp_path / "weights.gguf"
+    path.write_bytes(b"content")
+    assert file_sha256(path) == hashlib.sha256(b"content").hexdigest()
