@@ -37,6 +37,7 @@ def test_sample_catalog_all_valid_and_in_taxonomy(tagger: Tagger, default_taxono
         assert isinstance(record, TagRecord), record
         _assert_conforms(record, default_taxonomy, product)
         assert record.usage.prompt_tokens > 0 and record.usage.completion_tokens > 0
+    assert isinstance(records[0], TagRecord)
     provenance = records[0].provenance
     digest = hashlib.sha256(embedded_model_path().read_bytes()).hexdigest()
     assert provenance.model == f"SmolLM2-135M-Instruct.Q4_1.gguf@sha256:{digest[:16]}"  # readable, and the content
@@ -93,7 +94,7 @@ def test_the_tree_strategy_walks_down_shopify_level_by_level(backend: LlamaCppBa
     record = tagger.tag(Product("k", "Stainless steel electric kettle 1.7 L", fields={"brand": "Brewmaster"}))
     assert isinstance(record, TagRecord), record
     assert record.provenance.strategy == "tree"
-    levels = [r.schema.json_schema["properties"]["category"]["enum"] for r in recording.requests if _is_category(r)]
+    levels = [r.schema.json_schema["properties"]["category"]["enum"] for r in recording.requests if _is_category(r)]  # type: ignore[union-attr]
     depth = len(record.category.path)
     assert len(levels) in (depth, depth + 1)  # one call a level; one more when the model stopped where it was
     assert sorted(levels[0]) == sorted(c.full_path for c in shopify.roots)
