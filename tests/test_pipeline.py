@@ -73,9 +73,9 @@ def test_shopify_products_stay_inside_shopify(backend: object, shopify: Taxonomy
 def test_record_json_shape(tagger: Tagger) -> None:
     record = tagger.tag(Product(id="k1", title="Stainless steel electric kettle 1.7 L", fields={"brand": "Brewmaster"}))
     line = json.loads(record.model_dump_json())
-    assert set(line) == {"id", "category", "attributes", "warnings", "usage", "provenance", "reused_from"}
+    assert set(line) == {"id", "category", "attributes", "evidence", "warnings", "usage", "provenance", "reused_from"}
     assert line["reused_from"] is None
-    assert set(line["category"]) == {"id", "path"}
+    assert set(line["category"]) == {"id", "path", "confidence", "evidence"}
     assert line["provenance"]["cleaning"] == tagger.cleaner.config.hash
     assert line["provenance"]["taxonomy_fingerprint"] == tagger.taxonomy.fingerprint
     assert line["attributes"]["brand"] == ["Brewmaster"]  # an extractive value, as the text spells it
