@@ -284,7 +284,8 @@ def test_two_workers_tag_every_id_once_as_one_worker_does(tmp_path: Path, monkey
         assert done.exit_code == 0, done.output
         outputs[workers] = _read(output)
         assert len({instance for instance, _, _ in served}) == workers, served
-        assert {threads for _, threads, _ in served} == {1}
+        # One worker: $TAGGER_THREADS. Several: the CLI shares the cores out (1 each on this 2-core machine).
+        assert {threads for _, threads, _ in served} == {1 if workers == 1 else max(1, (os.cpu_count() or 1) // 2)}
     assert {name.split("_")[0] for _, _, name in served} == {"tagger"}  # the pool's threads, not the main one
     assert [r["id"] for r in outputs[2]] == [r["id"] for r in rows]  # every id once, in input order
 
