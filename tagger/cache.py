@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +31,47 @@ CREATE TABLE IF NOT EXISTS results (
 
 def default_cache_path() -> Path:
     return cache_dir("results") / "results.sqlite"
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's content, computed once per (path, size, modification time) and remembered under
+    $TAGGER_CACHE_DIR/digests: a model's identity in the cache key, without rereading 100 MB on every start."""
+    path = path.resolve()
+    stat = path.stat()
+    stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+    try:
+        memo: Path | None = cache_dir("digests") / "sha256.json"
+    except OSError:  # no writable cache folder: the digest is computed every time, which is only slower
+        memo = None
+    known = _read_memo(memo) if memo is not None else {}
+    entry = known.get(str(path))
+    if isinstance(entry, dict) and entry.get("stamp") == stamp and isinstance(entry.get("sha256"), str):
+        return str(entry["sha256"])
+    with path.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    if memo is not None:
+        known[str(path)] = {"stamp": stamp, "sha256": digest}
+        _write_memo(memo, known)
+    return digest
+
+
+def _read_memo(memo: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none yet, or unreadable: digests are simply computed again
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _write_memo(memo: Path, known: dict[str, Any]) -> None:
+    # Written whole to a temporary file and renamed: a concurrent reader sees the old memo or the new, never half.
+    try:
+        handle, name = tempfile.mkstemp(dir=memo.parent, prefix=".sha256-")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(known, out)
+        os.replace(name, memo)
+    except OSError:  # a read-only cache folder: not remembered, which is only slower
+        return
 
 
 def scope_of(description: Mapping[str, Any]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -68,20 +67,31 @@ def test_seen_ids_claims() -> None:
     seen.close()
 
 
-def test_cache_scopes_and_clear(tmp_path: Path) -> None:
-    cache = ResultCache(tmp_path / "c.sqlite")
+def test_cache_scopes_persist_and_clear(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    cache = ResultCache(path)
     cache.register("scope-a", {"model": "m1"})
     cache.register("scope-b", {"model": "m2"})
-    cache.put_many("scope-a", [("k1", {"id": "p1"}), ("k2", {"id": "p2"})])
+    cache.put_many("scope-a", [("k1", {"id": "p1"}), ("k2", {"id": "p2", "title": "Café ☕"})])
     cache.put_many("scope-b", [("k1", {"id": "q1"})])
-    assert cache.get_many("scope-a", ["k1", "k3"]) == {"k1": {"id": "p1"}}
+    cache.put_many("scope-a", [("k1", {"id": "p1-again"})])  # a key written twice keeps the last result
+    cache.close()
+    cache = ResultCache(path)  # what a later run sees: everything was committed
+    assert cache.get_many("scope-a", ["k1", "k2", "k3", "k1"]) == {
+        "k1": {"id": "p1-again"},
+        "k2": {"id": "p2", "title": "Café ☕"},
+    }
     assert cache.get_many("scope-b", ["k1"]) == {"k1": {"id": "q1"}}
+    keys = [f"k{i}" for i in range(1_200)]  # over SQLite's limit on bound parameters: looked up in chunks
+    cache.put_many("scope-b", ((key, {"id": key}) for key in keys))
+    assert cache.get_many("scope-b", keys) == {key: {"id": key} for key in keys}
     assert sorted((s.scope, s.entries, s.description["model"]) for s in cache.stats()) == [
         ("scope-a", 2, "m1"),
-        ("scope-b", 1, "m2"),
+        ("scope-b", 1_200, "m2"),
     ]
     assert cache.clear("scope-a") == 2
     assert cache.get_many("scope-a", ["k1"]) == {}
-    assert cache.clear() == 1
+    assert cache.get_many("scope-b", ["k7"]) == {"k7": {"id": "k7"}}  # clearing one scope leaves the others
+    assert cache.clear() == 1_200
+    assert cache.stats() == []
     cache.close()
-    assert json.loads(json.dumps([])) == []

@@ -29,6 +29,14 @@ def embedded_model_path() -> Path:
     return path
 
 
+def model_identity(path: Path) -> str:
+    """The model's name in provenance and in the result cache's key: the file name, readable, with the start of the
+    file's SHA-256, so that another GGUF under the same name (a requantized or fine-tuned copy) is another model."""
+    from tagger.cache import file_sha256
+
+    return f"{path.name}@sha256:{file_sha256(path)[:16]}"
+
+
 class _LlamaTokenizer:
     def __init__(self, llama: Any) -> None:
         self._llama = llama
@@ -80,7 +88,9 @@ class LlamaCppBackend:
         from outlines.backends.llguidance import LLGuidanceBackend
 
         path = Path(model) if model else embedded_model_path()
-        self.model = path.name
+        if not path.is_file():
+            raise FileNotFoundError(f"model file not found: {path}")
+        self.model = model_identity(path)
         self.decoding = decoding or Decoding()
         # llama.cpp defaults to half the cores; generation here is ~40% faster on all of them (docs/measured.md).
         # $TAGGER_THREADS caps it where other jobs share the cores: threads beyond the free cores spin at barriers.

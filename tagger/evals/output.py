@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from tagger.evals.dataset import UnmappedSummary, unmapped_summary
 from tagger.evals.metrics import attribute_counts, precision_recall
 from tagger.evals.runner import EvalOutcome, EvalRun
 from tagger.evals.samples import CategoryScore, ScoredSample
@@ -38,6 +39,7 @@ class EvalResult(BaseModel):
     config: dict[str, Any]
     runs: list[RunResult]
     gate: list[str] | None = None  # failures; [] = passed; None = not gated
+    unmapped_gold: UnmappedSummary | None = None  # gold the taxonomy could not take (unscored or unreachable)
 
     def run(self, name: str | None = None) -> RunResult:
         return self.runs[0] if name is None else next(r for r in self.runs if r.name == name)
@@ -61,6 +63,7 @@ def to_result(outcome: EvalOutcome) -> EvalResult:
             )
             for r in outcome.runs
         ],
+        unmapped_gold=unmapped_summary(outcome.examples),
     )
 
 
@@ -155,6 +158,7 @@ def _report(outcome: EvalOutcome, result: EvalResult, chart: str | None) -> str:
             for r in outcome.runs
         ),
         "",
+        *([f"Unmapped gold: {result.unmapped_gold.describe()}.", ""] if result.unmapped_gold else []),
         "| metric | " + " | ".join(r.name for r in result.runs) + " |",
         "|---|" + "---|" * len(result.runs),
     ]
