@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from fastapi import FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -78,7 +78,7 @@ class Nav:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, dependencies=[Depends(_csrf_check(settings))])
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.autoescape = True  # every .html is escaped anyway; this makes it explicit for product text
     templates.env.filters["rid"] = _quote_id
@@ -235,7 +235,7 @@ def _reviewer(request: Request, settings: Settings) -> str:
 
 
 def _guard(settings: Settings) -> Any:
-    """Token, host, origin and CSRF checks before any route, and headers that keep the page self-contained."""
+    """Token, host and origin checks before any route, and headers that keep the page self-contained."""
 
     async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
         host = request.headers.get("host", "")
@@ -248,10 +248,6 @@ def _guard(settings: Settings) -> Any:
             origin = request.headers.get("origin")
             if origin and origin != "null" and urlsplit(origin).netloc != host:
                 return Response("cross-site request refused", status_code=403)
-            form = await request.form()
-            sent = form.get("csrf") or request.headers.get("x-csrf-token") or ""
-            if not isinstance(sent, str) or not hmac.compare_digest(sent, settings.csrf):
-                return Response("missing or wrong CSRF token: reload the page", status_code=403)
         response = await call_next(request)
         if settings.token is not None and from_query:
             response.set_cookie(TOKEN_COOKIE, settings.token, httponly=True, samesite="strict")
@@ -264,6 +260,21 @@ def _guard(settings: Settings) -> Any:
         return response
 
     return dispatch
+
+
+def _csrf_check(settings: Settings) -> Any:
+    """Every POST carries the page's token (a form field, or the X-CSRF-Token header): another site cannot read it.
+    A dependency, not middleware: FastAPI then parses the form once for this check and the route alike."""
+
+    async def check(request: Request) -> None:
+        if request.method != "POST":
+            return
+        form = await request.form()
+        sent = form.get("csrf") or request.headers.get("x-csrf-token") or ""
+        if not isinstance(sent, str) or not hmac.compare_digest(sent, settings.csrf):
+            raise HTTPException(403, "missing or wrong CSRF token: reload the page")
+
+    return check
 
 
 def _carries_token(request: Request, token: str) -> bool:

@@ -58,7 +58,12 @@ def test_decisions_are_checked_against_the_taxonomy(store: ReviewStore, taxonomy
     assert tags.attributes["color"] == ["Navy"]
     assert version == 1
     (event,) = store.events("sku-001")
-    assert (event["reviewer"], event["source"], event["action"], event["attribute"]) == ("ann", "review", "set_value", "color")
+    assert (event["reviewer"], event["source"], event["action"], event["attribute"]) == (
+        "ann",
+        "review",
+        "set_value",
+        "color",
+    )
     assert (json.loads(event["before"]), json.loads(event["after"])) == ("Black", "Navy")
     assert event["at"].endswith("+00:00")
 
