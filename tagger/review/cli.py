@@ -130,6 +130,7 @@ def _serve(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(128)  # from here, a browser opening the printed address waits for the app instead of failing
     except OSError as exc:
         raise _fail(f"cannot listen on {host}:{port}: {exc}") from exc
     bound = sock.getsockname()[1]
