@@ -11,7 +11,6 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -27,10 +26,11 @@ err = Console(stderr=True)
 class _ServeByDefault(TyperGroup):
     """`tagger review OUTPUT` means `tagger review serve OUTPUT`."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click or click's Context
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["serve", *args]
-        return super().parse_args(ctx, args)
+        parsed: list[str] = super().parse_args(ctx, args)
+        return parsed
 
 
 review_app = typer.Typer(

@@ -550,8 +550,11 @@ def _product(text: str | None) -> Product | None:
 
 
 def _same_tags(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    norm = lambda t: (t["category"], {k: sorted(v) for k, v in t["attributes"].items() if v})  # noqa: E731
-    return norm(a) == norm(b)
+    return _normal(a) == _normal(b)
+
+
+def _normal(tags: dict[str, Any]) -> tuple[str, dict[str, list[str]]]:
+    return tags["category"], {k: sorted(v) for k, v in tags["attributes"].items() if v}
 
 
 def _check_hold(db: sqlite3.Connection, record_id: str, tab: str) -> None:
