@@ -128,6 +128,9 @@ def _serve(
         raise _fail(f"the review app needs its extra: pip install 'tagger[review]' ({exc})") from exc
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it: without it a response's headers and body wait on the client's delayed ACK
+    # (a flat 40 ms on every request, measured).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
         sock.listen(128)  # from here, a browser opening the printed address waits for the app instead of failing

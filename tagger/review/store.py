@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS state (
     id TEXT PRIMARY KEY REFERENCES records(id),
     tags TEXT NOT NULL,             -- decisions.Tags as JSON
     original TEXT NOT NULL,         -- the tags as the run wrote them
+    status TEXT NOT NULL DEFAULT 'pending',  -- tags.status, kept as a column for the queue and the progress bar
+    edited INTEGER NOT NULL DEFAULT 0,       -- the tags differ from the original
     version INTEGER NOT NULL DEFAULT 0,
     reviewer TEXT,
     updated_at TEXT
@@ -70,6 +72,8 @@ CREATE TABLE IF NOT EXISTS events (
     undone_by INTEGER
 );
 CREATE INDEX IF NOT EXISTS events_record ON events(record_id);
+CREATE INDEX IF NOT EXISTS state_status ON state(status);
+CREATE INDEX IF NOT EXISTS records_confidence ON records(confidence IS NOT NULL, confidence, warnings DESC, row);
 CREATE INDEX IF NOT EXISTS events_reviewer ON events(reviewer, seq);
 CREATE TABLE IF NOT EXISTS holds (id TEXT PRIMARY KEY, tab TEXT NOT NULL, reviewer TEXT NOT NULL, until REAL NOT NULL);
 """
@@ -259,6 +263,7 @@ class ReviewStore:
         limit: int = 50,
         offset: int = 0,
         skip_held_for: str | None = None,
+        count: bool = True,
     ) -> tuple[list[QueueRow], int]:
         """The records to review in order, least confident first by default, and how many match."""
         where, args = _filters(status, query, attribute)
@@ -267,17 +272,18 @@ class ReviewStore:
             args += [skip_held_for, time.time()]
         clause = " AND ".join(where) or "1"
         base = f"FROM records r LEFT JOIN state s ON s.id = r.id LEFT JOIN products p ON p.id = r.id WHERE {clause}"
-        total = self._one(f"SELECT count(*) {base}", args)[0]
+        total = self._one(f"SELECT count(*) {base}", args)[0] if count else -1
         rows = self._all(
-            f"SELECT r.id, r.row, r.kind, s.tags, r.confidence, r.warnings, r.category_path, p.product, r.problem,"
-            f" s.original {base} ORDER BY {_ORDER[sort]} LIMIT ? OFFSET ?",
+            f"SELECT r.id, r.row, r.kind, coalesce(s.status, 'unreadable'), r.confidence, r.warnings, r.category_path,"
+            f" coalesce(json_extract(p.product, '$.title'), ''), r.problem, coalesce(s.edited, 0)"
+            f" {base} ORDER BY {_ORDER[sort]} LIMIT ? OFFSET ?",
             [*args, limit, offset],
         )
         return [_queue_row(*row) for row in rows], int(total)
 
     def next_id(self, sort: str, query: str, attribute: str, tab: str | None, after: str | None = None) -> str | None:
         """The first pending record in queue order that no other tab holds (not `after`, just decided)."""
-        rows, _ = self.queue(sort, "pending", query, attribute, limit=2, skip_held_for=tab)
+        rows, _ = self.queue(sort, "pending", query, attribute, limit=2, skip_held_for=tab, count=False)
         ids = [r.id for r in rows if r.id != after]
         return ids[0] if ids else None
 
@@ -304,18 +310,13 @@ class ReviewStore:
         )
 
     def progress(self) -> Progress:
-        rows = self._all("SELECT tags, original FROM state")
-        counts = {"accepted": 0, "edited": 0, "rejected": 0}
-        for tags_text, original_text in rows:
-            tags = json.loads(tags_text)
-            if tags["status"] == "rejected":
-                counts["rejected"] += 1
-            elif tags["status"] == "accepted":
-                same = _same_tags(tags, json.loads(original_text))
-                counts["accepted" if same else "edited"] += 1
+        counts = {"accepted": 0, "edited": 0, "rejected": 0, "pending": 0}
+        for status, edited, count in self._all("SELECT status, edited, count(*) FROM state GROUP BY status, edited"):
+            counts["edited" if status == "accepted" and edited else status] += count
         unreadable = self._one("SELECT count(*) FROM records WHERE kind != 'tag'")[0]
-        reviewed = sum(counts.values())
-        return Progress(len(rows), reviewed, counts["accepted"], counts["edited"], counts["rejected"], unreadable)
+        reviewed = counts["accepted"] + counts["edited"] + counts["rejected"]
+        total = reviewed + counts["pending"]
+        return Progress(total, reviewed, counts["accepted"], counts["edited"], counts["rejected"], unreadable)
 
     def events(self, record_id: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -365,7 +366,7 @@ class ReviewStore:
         """Applies a decision in one transaction and records its event. `version`: the tags' version the decision
         was made on (None: whatever is current, for imported feedback)."""
         with self._write() as db:
-            row = db.execute("SELECT tags, version FROM state WHERE id = ?", [record_id]).fetchone()
+            row = db.execute("SELECT tags, version, original FROM state WHERE id = ?", [record_id]).fetchone()
             if row is None:
                 raise DecisionError(f"no reviewable record {record_id!r}")
             current, current_version = Tags.from_json(json.loads(row[0])), row[1]
@@ -375,7 +376,10 @@ class ReviewStore:
                 _check_hold(db, record_id, tab)
             new, before, after = apply(current, decision, taxonomy)
             new_version = current_version + 1
-            self._record(db, record_id, reviewer, source, decision, before, after, current, new, new_version, at)
+            edited = not _same_tags(new.to_json(), json.loads(row[2]))
+            self._record(
+                db, record_id, reviewer, source, decision, (before, after), (current, new, edited), new_version, at
+            )
             if decision.action in ("accept", "reject"):
                 db.execute("DELETE FROM holds WHERE id = ?", [record_id])
         return new, new_version
@@ -391,7 +395,7 @@ class ReviewStore:
             if row is None:
                 return None
             seq, record_id, tags_before, version = row
-            current = db.execute("SELECT tags, version FROM state WHERE id = ?", [record_id]).fetchone()
+            current = db.execute("SELECT tags, version, original FROM state WHERE id = ?", [record_id]).fetchone()
             if current[1] != version:
                 raise Conflict(_changed_message(db, record_id, version))
             if tab is not None:
@@ -399,7 +403,10 @@ class ReviewStore:
             restored = Tags.from_json(json.loads(tags_before))
             now = Tags.from_json(json.loads(current[0]))
             undo = Decision("undo")
-            self._record(db, record_id, reviewer, "review", undo, seq, None, now, restored, version + 1, None)
+            edited = not _same_tags(restored.to_json(), json.loads(current[2]))
+            self._record(
+                db, record_id, reviewer, "review", undo, (seq, None), (now, restored, edited), version + 1, None
+            )
             db.execute("UPDATE events SET undone_by = last_insert_rowid() WHERE seq = ?", [seq])
         return str(record_id)
 
@@ -410,13 +417,13 @@ class ReviewStore:
         reviewer: str,
         source: str,
         decision: Decision,
-        before: Any,
-        after: Any,
-        old: Tags,
-        new: Tags,
+        change: tuple[Any, Any],
+        tags: tuple[Tags, Tags, bool],
         version: int,
         at: str | None,
     ) -> None:
+        """The event (the changed value before and after; the whole tags before and after) and the new state."""
+        (before, after), (old, new, edited) = change, tags
         when = at or now_iso()
         db.execute(
             "INSERT INTO events (record_id, at, reviewer, source, action, attribute, before, after, tags_before,"
@@ -436,8 +443,8 @@ class ReviewStore:
             ],
         )
         db.execute(
-            "UPDATE state SET tags = ?, version = ?, reviewer = ?, updated_at = ? WHERE id = ?",
-            [json.dumps(new.to_json(), ensure_ascii=False), version, reviewer, when, record_id],
+            "UPDATE state SET tags = ?, status = ?, edited = ?, version = ?, reviewer = ?, updated_at = ? WHERE id = ?",
+            [json.dumps(new.to_json(), ensure_ascii=False), new.status, edited, version, reviewer, when, record_id],
         )
 
 
@@ -454,10 +461,10 @@ def _filters(status: str, query: str, attribute: str) -> tuple[list[str], list[A
     where: list[str] = []
     args: list[Any] = []
     status_sql = {
-        "pending": "r.kind = 'tag' AND json_extract(s.tags, '$.status') = 'pending'",
-        "reviewed": "r.kind = 'tag' AND json_extract(s.tags, '$.status') != 'pending'",
-        "accepted": "json_extract(s.tags, '$.status') = 'accepted'",
-        "rejected": "json_extract(s.tags, '$.status') = 'rejected'",
+        "pending": "s.status = 'pending'",
+        "reviewed": "s.status != 'pending'",
+        "accepted": "s.status = 'accepted'",
+        "rejected": "s.status = 'rejected'",
         "unreadable": "r.kind != 'tag'",
         "all": "",
     }
@@ -524,22 +531,10 @@ def _lowest_confidence(record: TagRecord) -> float | None:
 
 
 def _queue_row(
-    rid: str,
-    row: int,
-    kind: str,
-    tags: str | None,
-    confidence: float | None,
-    warnings: int,
-    path: str,
-    product: str | None,
-    problem: str | None,
-    original: str | None,
-) -> QueueRow:
-    state = json.loads(tags) if tags else None
-    status = state["status"] if state else "unreadable"
-    title = json.loads(product)["title"] if product else ""
-    edited = bool(state and original and not _same_tags(state, json.loads(original)))
-    return QueueRow(rid, row, kind, status, confidence, warnings, path, title, problem, edited)
+    rid: str, row: int, kind: str, status: str, confidence: float | None, warnings: int, path: str, title: str,
+    problem: str | None, edited: int,
+) -> QueueRow:  # fmt: skip
+    return QueueRow(rid, row, kind, status, confidence, warnings, path, title, problem, bool(edited))
 
 
 def _product(text: str | None) -> Product | None:
