@@ -121,7 +121,11 @@ def create_app(settings: Settings) -> FastAPI:
             return render(request, "message.html", status=404, message=f"no record {record_id!r} in this review")
         held_by = store.hold(item.id, nav.tab, _reviewer(request, settings)) if nav.tab and item.tags else None
         context = _record_context(item, taxonomy, index, request.query_params)
-        return render(request, "record.html", status, nav=nav, item=item, held_by=held_by, message=message, **context)
+        history = store.events(item.id)[-20:]
+        return render(
+            request, "record.html", status, nav=nav, item=item, held_by=held_by, message=message, history=history,
+            **context,
+        )  # fmt: skip
 
     @app.post("/r/{record_id:path}/decide")
     def decide(

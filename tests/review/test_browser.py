@@ -164,6 +164,8 @@ def test_review_with_keyboard_picker_undo_and_export(page: Page, server: Server,
     assert page.inner_text("#record-id") == "sku-003"  # undo goes back to the record
     assert page.inner_text("#status") == "pending"
     assert status_of(files, "sku-003")["status"] == "pending"
+    history = page.locator("#history tbody tr").all_inner_texts()
+    assert "undo" in history[0] and "reject (undone)" in history[1]
 
     open_record(page, server, "sku-001", tab)
     with page.expect_navigation():
