@@ -5,8 +5,10 @@ two unreadable lines."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,7 +53,7 @@ def write_review_files(folder: Path, taxonomy: Taxonomy) -> ReviewFiles:
     return ReviewFiles(catalog, output, taxonomy)
 
 
-def _record(row: dict, i: int, taxonomy: Taxonomy, provenance: Provenance) -> TagRecord:
+def _record(row: dict[str, Any], i: int, taxonomy: Taxonomy, provenance: Provenance) -> TagRecord:
     gold = row["gold"]
     attributes = {h: list(v) for h, v in gold["attributes"].items()}
     if row["id"] == "sku-001":
@@ -88,7 +90,7 @@ def files(tmp_path: Path, taxonomy: Taxonomy) -> ReviewFiles:
 
 
 @pytest.fixture
-def store(files: ReviewFiles) -> ReviewStore:
+def store(files: ReviewFiles) -> Iterator[ReviewStore]:
     opened = ReviewStore(files.store)
     opened.load_output(files.output)
     yield opened
