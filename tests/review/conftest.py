@@ -5,6 +5,12 @@ two unreadable lines."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +83,37 @@ def _record(row: dict[str, Any], i: int, taxonomy: Taxonomy, provenance: Provena
         warnings=["color: 'Teal' is not allowed"] if i % 4 == 0 else [],
         provenance=provenance,
     )
+
+
+class Server:
+    """`tagger review` in its own process, on a free loopback port."""
+
+    def __init__(self, files: ReviewFiles, *extra: str) -> None:
+        command = [sys.executable, "-m", "tagger", "review", str(files.output), "--input", str(files.catalog),
+                   "--no-clean", "--port", "0", "--reviewer", "ann", *extra]  # fmt: skip
+        env = os.environ | {"PYTHONPATH": str(ROOT)}
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.url = self._address()
+
+    def _address(self) -> str:
+        found: list[str] = []
+        reader = threading.Thread(target=lambda: found.append(self.process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        reader.join(60)
+        match = re.search(r"(http://\S+)", found[0] if found else "")
+        if match is None:
+            self.stop()
+            raise RuntimeError(f"the server printed no address: {found} {self.process.stderr.read()}")  # type: ignore[union-attr]
+        return match.group(1)
+
+    def kill(self) -> None:
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
 
 
 @pytest.fixture(scope="session")

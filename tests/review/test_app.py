@@ -15,7 +15,7 @@ from tagger.review.categories import CategoryIndex
 from tagger.review.products import catalog_products
 from tagger.review.store import ReviewStore
 from tagger.taxonomy import Taxonomy
-from tests.review.conftest import XSS_ID, ReviewFiles
+from tests.review.conftest import XSS_ID, ReviewFiles, Server
 
 JSON = {"accept": "application/json"}
 
@@ -99,3 +99,26 @@ def test_category_search_on_shopify() -> None:
     hits = CategoryIndex(shopify).search("athletic shoes", limit=30)
     assert hits
     assert all("athletic" in p.lower() and "shoes" in p.lower() for _, p in hits)
+
+
+def test_the_server_with_a_token_refuses_requests_without_it(files: ReviewFiles) -> None:
+    import httpx
+
+    server = Server(files, "--token", "s3cret")
+    try:
+        assert server.url.endswith("/?token=s3cret")  # the printed address carries it
+        base = server.url.split("?")[0]
+        assert httpx.get(base + "queue?tab=a").status_code == 401
+        with httpx.Client() as browser:
+            assert browser.get(server.url, follow_redirects=True).status_code == 200  # the cookie is set
+            assert browser.get(base + "api/categories?q=jeans").json()[0]["id"] == "jeans"
+        assert httpx.get(base + "queue", headers={"host": "evil.example"}).status_code == 421  # DNS rebinding
+    finally:
+        server.stop()
+
+
+def test_only_loopback_listens_without_a_token() -> None:
+    from tagger.review.cli import _loopback
+
+    assert _loopback("127.0.0.1") and _loopback("::1") and _loopback("localhost") and _loopback("127.0.0.2")
+    assert not _loopback("0.0.0.0") and not _loopback("192.168.1.5") and not _loopback("example.com")
