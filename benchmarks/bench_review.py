@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    spec = f"shopify:{args.data_root / 'shopify-taxonomy'}"
+    spec = "shopify"  # the copy shipped with tagger
     taxonomy = load_taxonomy(spec)
     with tempfile.TemporaryDirectory() as tmp:
         catalog, output, with_values = build(Path(tmp), args.n, args.data_root, taxonomy, rng)
