@@ -40,7 +40,7 @@ METRICS = ["category_exact", "category_hf1", "attribute_precision", "attribute_r
 
 def tagger(*args: str) -> None:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tagger", *args], env=ENV, check=False)
+    subprocess.run([sys.executable, "-m", "tagger", *args], env=ENV, check=True)
     print(f"  tagger {args[0]} {args[1]}: {time.perf_counter() - started:.0f} s", flush=True)
 
 
