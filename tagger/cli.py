@@ -508,6 +508,9 @@ def _register_eval_commands() -> None:
 
     app.command("eval")(eval_command)
     app.command("compare")(compare_command)
+    from tagger.review.cli import review_app
+
+    app.add_typer(review_app, name="review")
 
 
 _register_eval_commands()
