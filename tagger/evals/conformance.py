@@ -88,10 +88,10 @@ def read_tagger_yaml(path: Path) -> Reference:
     stack: list[tuple[dict[str, Any], str | None, tuple[str, ...]]] = [(n, None, ()) for n in doc["categories"]]
     while stack:
         node, parent, above = stack.pop()
-        path = (*above, str(node["name"]))
-        ident = str(node.get("id") or _slug("/".join(path)))
-        names[ident], parents[ident], links[ident] = path[-1], parent, tuple(node.get("attributes") or ())
-        stack.extend((child, ident, path) for child in node.get("children") or ())
+        names_here = (*above, str(node["name"]))
+        ident = str(node.get("id") or _slug("/".join(names_here)))
+        names[ident], parents[ident], links[ident] = names_here[-1], parent, tuple(node.get("attributes") or ())
+        stack.extend((child, ident, names_here) for child in node.get("children") or ())
     return Reference(str(path), _paths(names, parents), parents, links, values)
 
 
