@@ -127,7 +127,11 @@ def eval_command(
     if pipeline is not None:
         outcome.owned.append(pipeline)
     result = to_result(outcome)
-    baseline_path = Path(config.resolve(config.baseline, root)) if config.baseline else None
+    baseline_path = None
+    if config.baseline:  # beside the YAML, whether or not it exists yet
+        baseline_path = Path(config.resolve(config.baseline, root))
+        if not baseline_path.is_absolute() and config.source is not None:
+            baseline_path = config.source.parent / config.baseline
     if config.gate:
         baseline = load_result(baseline_path).run().metrics if baseline_path and baseline_path.is_file() else None
         result.gate = check_gate(result.run().metrics, config.gate, baseline)
