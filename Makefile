@@ -8,7 +8,7 @@ LLAMA_CPP = llama-cpp-python==0.3.36
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
-.PHONY: install install-vllm test test-vllm test-slow lint gate bench bench-vllm bench-bulk
+.PHONY: install install-vllm test test-vllm test-slow lint gate gate-data bench bench-vllm bench-bulk
 
 install: $(VENV)/.installed
 
@@ -38,16 +38,30 @@ $(VLLM_VENV)/.installed: pyproject.toml
 test-vllm: install-vllm
 	$(VLLM_VENV)/bin/pytest -m vllm tests/vllm
 
+# The real pipeline's full runs of every gated eval (the data ones skip without a data root): minutes.
 test-slow: install
-	$(VENV)/bin/pytest -m slow
+	$(VENV)/bin/pytest -m "slow and not vllm"
 
 lint: install
 	$(VENV)/bin/ruff check tagger tests benchmarks
 	$(VENV)/bin/ruff format --check tagger tests benchmarks
 	$(VENV)/bin/mypy
 
+# The sample catalog's gates (exit 4 when one fails): the default pipeline (retrieval decides the category, the model
+# fills the attributes), and the model choosing among 10 categories.
 gate: install
 	$(VENV)/bin/tagger eval evals/smoke.yaml --out eval-results/smoke
+	$(VENV)/bin/tagger eval evals/smoke-choose.yaml --out eval-results/smoke-choose
+
+# The real-data gates: small samples of the Flipkart, WDC-PAVE and OA-Mine dev sets on Shopify's taxonomy. Every eval
+# runs; the target fails if any gate failed.
+TAGGER_DATA_ROOT ?= ../shared/data
+GATE_DATA = flipkart-shopify-gate wdc-pave-shopify-gate oa-mine-shopify-gate
+gate-data: install
+	@status=0; for name in $(GATE_DATA); do \
+		$(VENV)/bin/tagger eval evals/$$name.yaml --data-root "$(TAGGER_DATA_ROOT)" --out eval-results/$$name \
+			|| status=$$?; \
+	done; exit $$status
 
 bench: install
 	$(VENV)/bin/python benchmarks/bench_slice.py

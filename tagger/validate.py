@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tagger.errors import TaggerError
-from tagger.taxonomy import Attribute, Category, Taxonomy
+from tagger.taxonomy import Attribute, Category
 
 
 class AnswerError(TaggerError, ValueError):
@@ -105,18 +105,3 @@ def read_attributes(
         if kept:
             result.values[handle] = kept
     return result
-
-
-def check_record(values: dict[str, list[str]], category: Category, taxonomy: Taxonomy, product_text: str) -> None:
-    """An independent re-check of a finished record; raises if anything is outside the taxonomy."""
-    known = taxonomy.categories.get(category.id)
-    if known is None or known.full_path != category.full_path:
-        raise AnswerError("not_in_taxonomy", f"category {category.full_path!r} is not in the taxonomy")
-    allowed = {a.handle: a for a in taxonomy.attributes_for(category.id)}
-    for handle, items in values.items():
-        attribute = allowed.get(handle)
-        if attribute is None:
-            raise AnswerError("not_in_taxonomy", f"attribute {handle!r} does not belong to {category.full_path!r}")
-        for item in items:
-            if _allowed_value(attribute, item, product_text) != item:
-                raise AnswerError("not_in_taxonomy", f"{handle}={item!r} is not allowed")

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tagger.taxonomy import Taxonomy
-from tagger.validate import AnswerError, check_record, find_span, read_attributes, read_category
+from tagger.validate import AnswerError, find_span, read_attributes, read_category
 
 
 def test_read_category_exact_and_by_case(default_taxonomy: Taxonomy) -> None:
@@ -74,14 +74,3 @@ def test_extractive_values_must_come_from_the_text(default_taxonomy: Taxonomy) -
     assert "dropped brand='Samsung': not in the product text" in found.warnings
     assert find_span("  ", "anything") is None
     assert find_span("a.b", "axb a.b") == "a.b"  # regex characters are literal
-
-
-def test_check_record_is_an_independent_conformance_check(default_taxonomy: Taxonomy) -> None:
-    shirt = default_taxonomy.categories["t-shirts"]
-    check_record({"color": ["Navy"], "brand": ["Northwind"]}, shirt, default_taxonomy, "Northwind tee")
-    with pytest.raises(AnswerError, match="not allowed"):
-        check_record({"color": ["Chartreuse"]}, shirt, default_taxonomy, "tee")
-    with pytest.raises(AnswerError, match="does not belong"):
-        check_record({"storage_capacity": ["64 GB"]}, shirt, default_taxonomy, "tee")
-    with pytest.raises(AnswerError, match="not allowed"):
-        check_record({"brand": ["Acme"]}, shirt, default_taxonomy, "Northwind tee")

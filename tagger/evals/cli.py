@@ -10,11 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tagger.evals.compare import Change, MetricDelta, changed_products, compare_metrics
-from tagger.evals.config import ExamplesConfig, default_data_root, load_config
+from tagger.evals.compare import Change, MetricDelta, changed_products, compare_metrics, metric_noise
+from tagger.evals.config import EvalConfig, ExamplesConfig, default_data_root, load_config
 from tagger.evals.gate import check_gate
 from tagger.evals.output import RESULTS, load_result, load_samples, to_result, write_outputs
-from tagger.evals.runner import run_eval
+from tagger.evals.runner import Pipeline, run_eval
+from tagger.evals.samples import ScoredSample
 
 EXIT_GATE_FAILED = 4
 console = Console(stderr=True, highlight=False)
@@ -42,6 +43,27 @@ def _print_changes(changes: list[Change]) -> None:
             console.print(f"  {change.id}: {change.what}")
 
 
+def _planted(name: str, config: EvalConfig, root: Path) -> Pipeline:
+    from tagger.evals.broken import PLANTED
+    from tagger.taxonomy import load_taxonomy
+
+    if name not in PLANTED:
+        console.print(f"[red]error:[/red] --planted {name!r}: choose one of {', '.join(PLANTED)}")
+        raise typer.Exit(1)
+    return PLANTED[name](load_taxonomy(config.resolve(config.taxonomy, root) if config.taxonomy else None))
+
+
+def _save_baseline(gate: list[str] | None, results: Path, baseline: Path) -> None:
+    """A run becomes the baseline only when it passed its gate: a failing run would lower every tolerance after it."""
+    if gate:
+        console.print(f"[red]not saving the baseline:[/red] the gate failed ({len(gate)} failures, below)")
+        for failure in gate:
+            console.print(f"  {failure}")
+        raise typer.Exit(EXIT_GATE_FAILED)
+    shutil.copyfile(results, baseline)
+    console.print(f"baseline saved to {baseline}")
+
+
 def eval_command(
     config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="An eval YAML file (see evals/)")],
     data_root: Annotated[
@@ -65,6 +87,10 @@ def eval_command(
         Optional[int], typer.Option(help="K few-shot examples from the dataset, never the product [default: config]")
     ] = None,
     tree: Annotated[bool, typer.Option("--tree", help="Choose the category level by level [default: config]")] = False,
+    planted: Annotated[
+        Optional[str],
+        typer.Option(help="Run a pipeline broken on purpose instead: brand-only, first-value, random-category"),
+    ] = None,
 ) -> None:
     """Run an eval: writes results.json, samples.jsonl, report.md (and a chart); exits 4 when the gate fails."""
     try:
@@ -79,11 +105,34 @@ def eval_command(
     if tree:  # the tree walks the taxonomy itself: it replaces the config's shortlist unless one was asked for
         config.pipeline.tree = True
         config.pipeline.shortlist = shortlist or 0
+    overrides = [
+        name
+        for name, given in (
+            ("--limit", limit),
+            ("--template", template),
+            ("--shortlist", shortlist),
+            ("--examples", examples),
+            ("--tree", tree or None),
+            ("--planted", planted),
+        )
+        if given is not None
+    ]
+    if write_baseline and (config.baseline is None or overrides):
+        why = "the config names no baseline file" if config.baseline is None else f"{', '.join(overrides)} given"
+        console.print(f"[red]error:[/red] --write-baseline saves only the config's own full run: {why}")
+        raise typer.Exit(1)
     root = data_root or default_data_root()
     target = out or Path("eval-results") / config.name
-    outcome = run_eval(config, root, limit=limit, template=template, minilm=minilm)
+    pipeline = _planted(planted, config, root) if planted else None
+    outcome = run_eval(config, root, limit=limit, template=template, minilm=minilm, pipeline=pipeline)
+    if pipeline is not None:
+        outcome.owned.append(pipeline)
     result = to_result(outcome)
-    baseline_path = Path(config.resolve(config.baseline, root)) if config.baseline else None
+    baseline_path = None
+    if config.baseline:  # beside the YAML, whether or not it exists yet
+        baseline_path = Path(config.resolve(config.baseline, root))
+        if not baseline_path.is_absolute() and config.source is not None:
+            baseline_path = config.source.parent / config.baseline
     if config.gate:
         baseline = load_result(baseline_path).run().metrics if baseline_path and baseline_path.is_file() else None
         result.gate = check_gate(result.run().metrics, config.gate, baseline)
@@ -98,8 +147,7 @@ def eval_command(
     console.print(table)
     console.print(f"wrote {target / RESULTS}, samples.jsonl, report.md")
     if write_baseline and baseline_path is not None:
-        shutil.copyfile(target / RESULTS, baseline_path)
-        console.print(f"baseline saved to {baseline_path}")
+        _save_baseline(result.gate, target / RESULTS, baseline_path)
     if compare is not None:
         other = run_eval(config, root, limit=limit, template=compare, minilm=False)
         other_target = target.with_name(target.name + "-compare")
@@ -124,12 +172,33 @@ def eval_command(
         console.print("gate passed")
 
 
+def _noise_table(title: str, samples: list[ScoredSample], names: list[str]) -> Table:
+    table = Table(title=title)
+    for column in ("metric", "value", "95% bootstrap interval", "noise drop (one-sided 95%)"):
+        table.add_column(column)
+    for n in metric_noise(samples, names):
+        interval = "-" if n.low is None or n.high is None else f"[{n.low:.3f}, {n.high:.3f}]"
+        table.add_row(n.name, _cell(n.value), interval, _cell(n.drop))
+    return table
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def compare_command(
     a: Annotated[Path, typer.Argument(help="An eval output folder (the reference)")],
-    b: Annotated[Path, typer.Argument(help="Another eval output folder, over the same sample")],
+    b: Annotated[
+        Optional[Path], typer.Argument(help="Another eval output folder, over the same sample; omitted: A's noise")
+    ] = None,
 ) -> None:
-    """Compare two eval runs: metric deltas with bootstrap intervals, and the products whose verdict changed."""
-    names = load_result(a).config["metrics"]
+    """Compare two eval runs: metric deltas with bootstrap intervals, and the products whose verdict changed. With
+    one run, its own noise: each metric's bootstrap interval over products, from which gate tolerances are set."""
+    result = load_result(a)
+    names = list(result.config["metrics"])
+    if b is None:
+        console.print(_noise_table(f"{a}: bootstrap over {result.run().n} products", load_samples(a), names))
+        return
     left, right = load_samples(a), load_samples(b)
     console.print(_deltas_table(f"{a} vs {b}", compare_metrics(left, right, names), "A", "B"))
     _print_changes(changed_products(left, right))

@@ -7,7 +7,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tagger.evals.metrics import METRICS
+from tagger.evals.metrics import resolve
 from tagger.evals.samples import ScoredSample
 
 
@@ -28,6 +28,45 @@ class Change:
     what: str
 
 
+@dataclass(frozen=True)
+class MetricNoise:
+    """One run's metric and how far resampling its products moves it: the noise a gate's tolerance must allow."""
+
+    name: str
+    value: float | None
+    low: float | None  # 2.5th percentile of the bootstrap distribution
+    high: float | None  # 97.5th percentile
+    drop: float | None  # value minus the 5th percentile: a one-sided 95% bound on a drop that is only noise
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float | None:
+    return ordered[int(q * (len(ordered) - 1))] if ordered else None
+
+
+def _draws(n: int, rounds: int, seed: int) -> list[list[int]]:
+    rng = random.Random(seed)
+    return [[rng.randrange(n) for _ in range(n)] for _ in range(rounds)]
+
+
+def metric_noise(
+    samples: Sequence[ScoredSample], names: Sequence[str], rounds: int = 1000, seed: int = 0
+) -> list[MetricNoise]:
+    """Per metric, the bootstrap over products of one run (1,000 resamples with replacement by default)."""
+    draws = _draws(len(samples), rounds, seed) if samples else []
+    out = []
+    for name in names:
+        fn = resolve(name)
+        value = fn(samples)
+        boot = sorted(v for v in (fn([samples[i] for i in draw]) for draw in draws) if v is not None)
+        if value is None or not boot:
+            out.append(MetricNoise(name, value, None, None, None))
+            continue
+        fifth = _percentile(boot, 0.05)
+        drop = None if fifth is None else value - fifth
+        out.append(MetricNoise(name, value, _percentile(boot, 0.025), _percentile(boot, 0.975), drop))
+    return out
+
+
 def _pair(a: Sequence[ScoredSample], b: Sequence[ScoredSample]) -> tuple[list[ScoredSample], list[ScoredSample]]:
     by_id = {s.id: s for s in b}
     common = [s for s in a if s.id in by_id]
@@ -40,11 +79,10 @@ def compare_metrics(
     a: Sequence[ScoredSample], b: Sequence[ScoredSample], names: Sequence[str], rounds: int = 1000, seed: int = 0
 ) -> list[MetricDelta]:
     left, right = _pair(a, b)
-    rng = random.Random(seed)
-    draws = [[rng.randrange(len(left)) for _ in left] for _ in range(rounds)]
+    draws = _draws(len(left), rounds, seed)
     deltas = []
     for name in names:
-        fn = METRICS[name]
+        fn = resolve(name)
         va, vb = fn(left), fn(right)
         if va is None or vb is None:
             deltas.append(MetricDelta(name, va, vb, None, None, None))
@@ -55,8 +93,7 @@ def compare_metrics(
             if ra is not None and rb is not None:
                 boot.append(rb - ra)
         boot.sort()
-        low = boot[int(0.025 * (len(boot) - 1))] if boot else None
-        high = boot[int(0.975 * (len(boot) - 1))] if boot else None
+        low, high = _percentile(boot, 0.025), _percentile(boot, 0.975)
         deltas.append(MetricDelta(name, va, vb, vb - va, low, high))
     return deltas
 

@@ -105,6 +105,15 @@ def load_config(path: Path) -> EvalConfig:
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise ValueError(f"eval config {path}: {exc}") from exc
     config.source = path
+    unmeasured = [name for name in config.gate if name not in config.metrics]
+    if unmeasured:
+        raise ValueError(f"eval config {path}: the gate names metrics that `metrics` does not list: {unmeasured}")
+    from tagger.evals.metrics import compute
+
+    try:
+        compute(config.metrics, [])
+    except KeyError as exc:
+        raise ValueError(f"eval config {path}: {exc.args[0]}") from exc
     return config
 
 

@@ -14,10 +14,15 @@ Definitions (also in README.md, "Metrics"):
 - validity: share of products with a tag record (not an error record); error_rate = 1 - validity.
 - conformance: share of tag records whose every value passes the independent taxonomy check (must be 1.0).
 - latency_p50_s / latency_p95_s, prompt_tokens / completion_tokens (mean per product), products_per_s.
+
+Any attribute metric takes a selector after "@": `attribute_f1@color` scores only color's pairs,
+`attribute_f1@-brand` every attribute but brand (a comma-separated list of either kind). A gate scores attributes
+without one whose gold the input already states (the sample catalog's brand is its `brand` field).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -203,8 +208,40 @@ def products_per_s(samples: Sequence[ScoredSample]) -> float | None:
 LOWER_IS_BETTER = {"error_rate", "latency_p50_s", "latency_p95_s", "prompt_tokens", "completion_tokens"}
 
 
+def _selected(fn: Metric, selector: str) -> Metric:
+    handles = [h.strip() for h in selector.split(",") if h.strip()]
+    excluded = {h[1:] for h in handles if h.startswith("-")}
+    included = {h for h in handles if not h.startswith("-")}
+    if not handles or (excluded and included):
+        raise KeyError(f"attribute selector {selector!r}: list handles to keep, or handles to drop as -handle")
+
+    def keep(handle: str) -> bool:
+        return handle in included if included else handle not in excluded
+
+    def scored(samples: Sequence[ScoredSample]) -> float | None:
+        picked = [
+            dataclasses.replace(s, attributes={h: v for h, v in s.attributes.items() if keep(h)}) for s in samples
+        ]
+        return fn(picked)
+
+    return scored
+
+
+def resolve(name: str) -> Metric:
+    """The metric a name stands for: a registered one, or an attribute metric with a selector (`name@selector`)."""
+    base, sep, selector = name.partition("@")
+    if base not in METRICS or (sep and not base.startswith("attribute_")):
+        raise KeyError(f"unknown metric {name!r}; known: {sorted(METRICS)} (attribute_*@HANDLES for some attributes)")
+    return _selected(METRICS[base], selector) if sep else METRICS[base]
+
+
 def compute(names: Sequence[str], samples: Sequence[ScoredSample]) -> dict[str, float | None]:
-    unknown = [n for n in names if n not in METRICS]
+    unknown = []
+    for name in names:
+        try:
+            resolve(name)
+        except KeyError:
+            unknown.append(name)
     if unknown:
-        raise KeyError(f"unknown metrics {unknown}; known: {sorted(METRICS)}")
-    return {name: METRICS[name](samples) for name in names}
+        raise KeyError(f"unknown metrics {unknown}; known: {sorted(METRICS)} (attribute_*@HANDLES for some attributes)")
+    return {name: resolve(name)(samples) for name in names}

@@ -6,11 +6,13 @@ import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from tagger.build import DEFAULT_EXAMPLE_K
 from tagger.evals.config import EvalConfig
+from tagger.evals.conformance import Reference, read_reference
 from tagger.evals.dataset import LabeledProduct, load_examples
 from tagger.evals.metrics import compute
 from tagger.evals.samples import ScoredSample, score
@@ -56,6 +58,12 @@ class EvalOutcome:
     examples: list[LabeledProduct]
     runs: list[EvalRun] = field(default_factory=list)
     owned: list[Pipeline] = field(default_factory=list)  # made by run_eval; open until the report is written
+
+    @cached_property
+    def reference(self) -> Reference:
+        """The taxonomy as the independent conformance check reads it (tagger.evals.conformance)."""
+        spec = self.config.taxonomy
+        return read_reference(self.config.resolve(spec, self.data_root) if spec else None)
 
     @property
     def main(self) -> EvalRun:
@@ -140,7 +148,8 @@ def run_pipeline(
         if on_progress is not None:
             on_progress(len(batch))
     seconds = time.perf_counter() - start
-    samples = [score(r, e.gold, outcome.taxonomy, e.product) for r, e in zip(records, examples, strict=True)]
+    reference = outcome.reference
+    samples = [score(r, e.gold, outcome.taxonomy, e.product, reference) for r, e in zip(records, examples, strict=True)]
     metrics = compute(outcome.config.metrics, samples)
     if "products_per_s" in metrics and seconds:
         metrics["products_per_s"] = len(samples) / seconds  # wall clock: what a user waits for

@@ -7,10 +7,10 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tagger.evals.conformance import ConformanceError, Reference, check_record
 from tagger.product import Product
-from tagger.records import ErrorRecord, Record
+from tagger.records import ErrorRecord, Record, TagRecord
 from tagger.taxonomy import Taxonomy
-from tagger.validate import AnswerError, check_record
 
 NA = frozenset({"", "n/a", "na", "none", "null", "-"})
 
@@ -50,6 +50,7 @@ class ScoredSample:
     seconds: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    nonconformity: str | None = None  # why the record failed the conformance check
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,7 +60,7 @@ def score_category(taxonomy: Taxonomy, predicted: str | None, gold: Gold) -> Cat
     if gold.category_id is None:
         return None
     gold_chain = [c.id for c in taxonomy.ancestors(gold.category_id)]
-    if predicted is None:
+    if predicted is None or predicted not in taxonomy.categories:  # an id outside the taxonomy is wrong, not a crash
         return CategoryScore(False, len(gold_chain), [False] * len(gold_chain), 0, 0, len(gold_chain))
     chain = [c.id for c in taxonomy.ancestors(predicted)]
     if gold.coarse and gold.category_id in chain:
@@ -81,21 +82,21 @@ def attribute_verdict(predicted: list[str], accepted: list[str]) -> str:
     return "VC" if guess in gold else "VW"
 
 
-def score(record: Record, gold: Gold, taxonomy: Taxonomy, product: Product) -> ScoredSample:
+def score(record: Record, gold: Gold, taxonomy: Taxonomy, product: Product, reference: Reference) -> ScoredSample:
+    """One record against its gold; `conforms` comes from the independent check against `reference`."""
     usage = None if isinstance(record, ErrorRecord) else record.usage
     predicted = None if isinstance(record, ErrorRecord) else record.category.id
     values = {} if isinstance(record, ErrorRecord) else record.attributes
-    conforms = False
-    if predicted is not None:
+    nonconformity = None
+    if isinstance(record, TagRecord):
         try:
-            check_record(values, taxonomy.categories[predicted], taxonomy, product.text)
-            conforms = True
-        except (AnswerError, KeyError):
-            conforms = False
+            check_record(reference, record, product)
+        except ConformanceError as exc:
+            nonconformity = str(exc)
     return ScoredSample(
         id=product.id,
         error=record.error.kind if isinstance(record, ErrorRecord) else None,
-        conforms=conforms,
+        conforms=isinstance(record, TagRecord) and nonconformity is None,
         category=score_category(taxonomy, predicted, gold),
         attributes={h: attribute_verdict(values.get(h, []), accepted) for h, accepted in gold.attributes.items()},
         predicted_category=predicted,
@@ -103,4 +104,5 @@ def score(record: Record, gold: Gold, taxonomy: Taxonomy, product: Product) -> S
         seconds=usage.seconds if usage else 0.0,
         prompt_tokens=usage.prompt_tokens if usage else 0,
         completion_tokens=usage.completion_tokens if usage else 0,
+        nonconformity=nonconformity,
     )

@@ -13,12 +13,12 @@ import pytest
 
 from tagger.backends import Request
 from tagger.backends.openai import OpenAIBackend
+from tagger.evals.conformance import check_record, read_reference
 from tagger.io import read_rows
 from tagger.pipeline import CATEGORY_MAX_TOKENS, Tagger
 from tagger.product import Product
 from tagger.records import ErrorRecord, Record, TagRecord
 from tagger.taxonomy import Taxonomy
-from tagger.validate import check_record
 from tests.conftest import SAMPLE_CATALOG
 from tests.vllm.conftest import SERVED_NAME, Server, start_server
 
@@ -31,8 +31,10 @@ PRODUCTS = [p for _, p in read_rows(SAMPLE_CATALOG) if isinstance(p, Product)][:
 def _all_conform(records: list[Record], taxonomy: Taxonomy) -> list[TagRecord]:
     tagged = [r for r in records if isinstance(r, TagRecord)]
     assert len(tagged) == len(records), [r for r in records if isinstance(r, ErrorRecord)]
+    reference = read_reference(None)  # the default taxonomy, read apart from tagger.taxonomy
+    assert reference.paths.keys() == taxonomy.categories.keys()
     for record, product in zip(tagged, PRODUCTS, strict=False):
-        check_record(record.attributes, taxonomy.categories[record.category.id], taxonomy, product.text)
+        check_record(reference, record, product)
     return tagged
 
 
