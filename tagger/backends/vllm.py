@@ -6,8 +6,9 @@ HF-format weights: `tagger convert-model` makes them from the embedded GGUF.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,36 @@ def default_dtype() -> str:
     from vllm.platforms import current_platform
 
     return pick_dtype(None, current_platform.is_cpu(), cpu_flags())
+
+
+# The KV cache on a CPU, in GiB, when neither the caller nor $VLLM_CPU_KVCACHE_SPACE says. Without a size, vLLM's CPU
+# worker reserves gpu_memory_utilization (0.92) of NUMA node 0's memory and refuses to start when less is free, as on
+# machines whose node 0 reports 9 of 24 GiB (STACK.md). 1 GiB holds ~22k tokens of SmolLM2-135M in float32 (30 layers
+# x 2 x 3 KV heads x 64 x 4 bytes = 46 KB a token): ~60 prompts of tagger's size at once. Measured with it: a batch
+# of 200 products at 0.50 products/s, engine 4.6 GB RSS (README, "vLLM").
+DEFAULT_CPU_KV_CACHE_GIB = 1
+KV_CACHE_ENV = "VLLM_CPU_KVCACHE_SPACE"
+
+
+def cpu_engine_settings(
+    kv_cache_gib: int | None, enforce_eager: bool | None, environ: Mapping[str, str]
+) -> tuple[dict[str, str], bool]:
+    """On a CPU: the environment the engine needs (its KV cache size) and whether to run eagerly.
+
+    The KV cache: `kv_cache_gib` if given, else the user's own $VLLM_CPU_KVCACHE_SPACE, else
+    DEFAULT_CPU_KV_CACHE_GIB. vLLM 0.32's CPU platform reads only the variable (it overwrites the
+    `kv_cache_memory_bytes` engine argument from it), so the size travels as the variable.
+    Eager by default: torch.compile costs minutes before the first request on a CPU (engine start 43 s eager; 3
+    products through `tagger generate` took 2 m 40 s compiled) for no gain at these batch sizes.
+    """
+    env: dict[str, str] = {}
+    if kv_cache_gib is not None:
+        if kv_cache_gib < 1:
+            raise ValueError(f"the vLLM KV cache must be at least 1 GiB on a CPU, got {kv_cache_gib}")
+        env[KV_CACHE_ENV] = str(kv_cache_gib)
+    elif not environ.get(KV_CACHE_ENV):
+        env[KV_CACHE_ENV] = str(DEFAULT_CPU_KV_CACHE_GIB)
+    return env, True if enforce_eager is None else enforce_eager
 
 
 def structured_outputs_config(backend: str) -> dict[str, Any]:
@@ -89,11 +120,20 @@ class VLLMBackend:
         tensor_parallel_size: int = 1,
         data_parallel_size: int = 1,
         structured_outputs_backend: str = "xgrammar",
-        enforce_eager: bool = False,
+        enforce_eager: bool | None = None,
+        kv_cache_gib: int | None = None,
         enable_prefix_caching: bool = True,
         **engine_options: Any,
     ) -> None:
+        """`enforce_eager`: None is True on a CPU, False on a GPU (where compiled graphs pay off). `kv_cache_gib`:
+        the KV cache on a CPU (default: $VLLM_CPU_KVCACHE_SPACE, else DEFAULT_CPU_KV_CACHE_GIB); on a GPU,
+        `gpu_memory_utilization` (an engine option) sizes it."""
+        # vLLM logs at INFO and draws tqdm bars while loading; only tagger's own output belongs on the terminal.
+        # Its engine runs in a child process, which takes these from the environment. The user's own settings win.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("TQDM_DISABLE", "1")
         from vllm import LLM
+        from vllm.platforms import current_platform
 
         if model is None:
             from tagger.backends.convert import embedded_hf_model
@@ -101,6 +141,10 @@ class VLLMBackend:
             model = str(embedded_hf_model())
         self.model = model
         self.decoding = decoding or Decoding()
+        eager = bool(enforce_eager)
+        if current_platform.is_cpu():
+            env, eager = cpu_engine_settings(kv_cache_gib, enforce_eager, os.environ)
+            os.environ.update(env)
         self._llm = LLM(
             model=model,
             dtype=dtype or default_dtype(),
@@ -108,7 +152,7 @@ class VLLMBackend:
             tensor_parallel_size=tensor_parallel_size,
             data_parallel_size=data_parallel_size,
             structured_outputs_config=structured_outputs_config(structured_outputs_backend),
-            enforce_eager=enforce_eager,
+            enforce_eager=eager,
             enable_prefix_caching=enable_prefix_caching,
             seed=self.decoding.seed,
             **engine_options,

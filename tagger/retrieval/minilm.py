@@ -41,8 +41,9 @@ def read_safetensors(path: Path) -> dict[str, npt.NDArray[Any]]:
         if dtype is None:
             raise UnsupportedModel(f"{path}: tensor {name} has dtype {spec['dtype']}, not F32, F16 or I64")
         start, end = spec["data_offsets"]
-        array = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<"), count=-1, offset=base + start)
-        array = array[: (end - start) // np.dtype(dtype).itemsize].reshape(spec["shape"])
+        little = np.dtype(dtype).newbyteorder("<")
+        array = np.frombuffer(data, little, count=(end - start) // little.itemsize, offset=base + start)
+        array = array.reshape(spec["shape"])
         tensors[name] = array.astype(np.float32) if dtype == np.float16 else array
     return tensors
 
@@ -87,15 +88,18 @@ class _Layer:
         def w(name: str) -> Array:
             return np.ascontiguousarray(weights[f"{prefix}.{name}"], dtype=np.float32)
 
+        def linear(name: str) -> tuple[Array, Array]:
+            # Stored (out, in) as torch keeps them; x @ W.T is x @ (the transpose made contiguous once).
+            return np.ascontiguousarray(w(f"{name}.weight").T), w(f"{name}.bias")
+
+        q, k, v = (linear(f"attention.self.{n}") for n in ("query", "key", "value"))
         # Query, key and value in one product: (hidden, 3 * hidden).
-        self.qkv_w = np.ascontiguousarray(
-            np.concatenate([w("attention.self.query.weight"), w("attention.self.key.weight"), w("attention.self.value.weight")]).T
-        )
-        self.qkv_b = np.concatenate([w("attention.self.query.bias"), w("attention.self.key.bias"), w("attention.self.value.bias")])
-        self.out_w, self.out_b = np.ascontiguousarray(w("attention.output.dense.weight").T), w("attention.output.dense.bias")
+        self.qkv_w = np.ascontiguousarray(np.concatenate([q[0], k[0], v[0]], axis=1))
+        self.qkv_b = np.concatenate([q[1], k[1], v[1]])
+        self.out_w, self.out_b = linear("attention.output.dense")
         self.ln1 = (w("attention.output.LayerNorm.weight"), w("attention.output.LayerNorm.bias"))
-        self.up_w, self.up_b = np.ascontiguousarray(w("intermediate.dense.weight").T), w("intermediate.dense.bias")
-        self.down_w, self.down_b = np.ascontiguousarray(w("output.dense.weight").T), w("output.dense.bias")
+        self.up_w, self.up_b = linear("intermediate.dense")
+        self.down_w, self.down_b = linear("output.dense")
         self.ln2 = (w("output.LayerNorm.weight"), w("output.LayerNorm.bias"))
 
 

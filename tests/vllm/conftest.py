@@ -19,9 +19,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB: the default takes a large share of memory
-os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-
 SERVED_NAME = "smollm2"
 
 
@@ -36,7 +33,7 @@ def hf_model() -> Path:
 def vllm_backend(hf_model: Path) -> Iterator[object]:
     from tagger.backends.vllm import VLLMBackend
 
-    backend = VLLMBackend(str(hf_model), enforce_eager=True, max_model_len=2048)
+    backend = VLLMBackend(str(hf_model))  # the defaults a user gets: on a CPU, eager and a 1 GiB KV cache
     yield backend
     backend.close()
 
@@ -70,8 +67,9 @@ class Server:
 
 
 def start_server(model: Path, log: Path, timeout_s: float = 240) -> Server:
-    """`vllm serve` with the settings the offline backend uses: its dtype, xgrammar with whitespace fixed."""
-    from tagger.backends.vllm import default_dtype, structured_outputs_config
+    """`vllm serve` as the README tells a user to start it: the offline backend's settings (its dtype, xgrammar with
+    whitespace fixed, eager) and, on a CPU, the KV cache size that tagger's own backend sets for itself."""
+    from tagger.backends.vllm import DEFAULT_CPU_KV_CACHE_GIB, KV_CACHE_ENV, default_dtype, structured_outputs_config
 
     port = free_port()
     command = [
@@ -80,8 +78,10 @@ def start_server(model: Path, log: Path, timeout_s: float = 240) -> Server:
         "--structured-outputs-config", json.dumps(structured_outputs_config("xgrammar")),
         "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
+    env = dict(os.environ)
+    env.setdefault(KV_CACHE_ENV, str(DEFAULT_CPU_KV_CACHE_GIB))
     handle = log.open("wb")
-    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     server = Server(f"http://127.0.0.1:{port}/v1", process, log)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
