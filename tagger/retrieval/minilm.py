@@ -13,7 +13,7 @@ import json
 import struct
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -193,5 +193,5 @@ class BertEncoder:
         up = attended.reshape(-1, hidden) @ layer.up_w
         up += layer.up_b
         _gelu_(up)
-        down = (up @ layer.down_w + layer.down_b).reshape(batch, width, hidden)
+        down = cast(Array, (up @ layer.down_w + layer.down_b).reshape(batch, width, hidden))
         return _layer_norm(down + attended, *layer.ln2, self.eps)
