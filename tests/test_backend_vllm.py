@@ -8,6 +8,7 @@ import pytest
 
 from tagger.backends.vllm import (
     DEFAULT_CPU_KV_CACHE_GIB,
+    GIB,
     KV_CACHE_ENV,
     cpu_engine_settings,
     cpu_flags,
@@ -45,16 +46,16 @@ def test_whitespace_is_fixed_engine_wide_where_vllm_allows_it() -> None:
 
 
 def test_on_a_cpu_the_kv_cache_is_sized_unless_the_user_sized_it() -> None:
-    # Nothing set: tagger's default, so the engine does not reserve 0.92 of node 0's memory and refuse to start.
-    assert cpu_engine_settings(None, None, {}) == ({KV_CACHE_ENV: str(DEFAULT_CPU_KV_CACHE_GIB)}, True)
-    # The user's own variable is left as it is (the engine reads it).
-    assert cpu_engine_settings(None, None, {KV_CACHE_ENV: "6"}) == ({}, True)
+    # Nothing set: tagger's default, so the engine neither reserves 0.92 of node 0's memory nor refuses to start.
+    assert cpu_engine_settings(None, None, {})["kv_cache_memory_bytes"] == DEFAULT_CPU_KV_CACHE_GIB * GIB
+    # The user's own variable is left to the engine, which reads it.
+    assert "kv_cache_memory_bytes" not in cpu_engine_settings(None, None, {KV_CACHE_ENV: "6"})
     # An explicit option wins over the variable.
-    assert cpu_engine_settings(3, None, {KV_CACHE_ENV: "6"}) == ({KV_CACHE_ENV: "3"}, True)
-    with pytest.raises(ValueError, match="at least 1 GiB"):
+    assert cpu_engine_settings(2.5, None, {KV_CACHE_ENV: "6"})["kv_cache_memory_bytes"] == int(2.5 * GIB)
+    with pytest.raises(ValueError, match="larger than 0 GiB"):
         cpu_engine_settings(0, None, {})
 
 
 def test_on_a_cpu_the_engine_runs_eagerly_unless_told_otherwise() -> None:
-    assert cpu_engine_settings(None, None, {})[1] is True  # torch.compile costs minutes before the first request
-    assert cpu_engine_settings(None, False, {})[1] is False
+    assert cpu_engine_settings(None, None, {})["enforce_eager"] is True  # torch.compile: minutes before a request
+    assert cpu_engine_settings(None, False, {})["enforce_eager"] is False

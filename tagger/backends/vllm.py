@@ -45,30 +45,31 @@ def default_dtype() -> str:
 # worker reserves gpu_memory_utilization (0.92) of NUMA node 0's memory and refuses to start when less is free, as on
 # machines whose node 0 reports 9 of 24 GiB (STACK.md). 1 GiB holds ~22k tokens of SmolLM2-135M in float32 (30 layers
 # x 2 x 3 KV heads x 64 x 4 bytes = 46 KB a token): ~60 prompts of tagger's size at once. Measured with it: a batch
-# of 200 products at 0.50 products/s, engine 4.6 GB RSS (README, "vLLM").
+# of 200 products at 0.50 products/s, the engine's processes 4.6 GB RSS (README, "vLLM").
 DEFAULT_CPU_KV_CACHE_GIB = 1
 KV_CACHE_ENV = "VLLM_CPU_KVCACHE_SPACE"
+GIB = 1 << 30
 
 
 def cpu_engine_settings(
-    kv_cache_gib: int | None, enforce_eager: bool | None, environ: Mapping[str, str]
-) -> tuple[dict[str, str], bool]:
-    """On a CPU: the environment the engine needs (its KV cache size) and whether to run eagerly.
+    kv_cache_gib: float | None, enforce_eager: bool | None, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """The engine arguments a CPU needs: the KV cache size (`kv_cache_memory_bytes`) and eager execution.
 
-    The KV cache: `kv_cache_gib` if given, else the user's own $VLLM_CPU_KVCACHE_SPACE, else
-    DEFAULT_CPU_KV_CACHE_GIB. vLLM 0.32's CPU platform reads only the variable (it overwrites the
-    `kv_cache_memory_bytes` engine argument from it), so the size travels as the variable.
-    Eager by default: torch.compile costs minutes before the first request on a CPU (engine start 43 s eager; 3
-    products through `tagger generate` took 2 m 40 s compiled) for no gain at these batch sizes.
+    KV cache: `kv_cache_gib` if given; else none here when the user set $VLLM_CPU_KVCACHE_SPACE (vLLM 0.32's CPU
+    platform reads it and it then overrides the argument); else DEFAULT_CPU_KV_CACHE_GIB. An explicit size also skips
+    the worker's 0.92-of-node-0 reservation check (vllm/v1/worker/cpu_worker.py).
+    Eager unless told otherwise: torch.compile costs minutes before the first request on a CPU (engine start 43 s
+    eager; 3 products through `tagger generate` took 2 m 40 s compiled) for no gain at these batch sizes.
     """
-    env: dict[str, str] = {}
+    settings: dict[str, Any] = {"enforce_eager": True if enforce_eager is None else enforce_eager}
     if kv_cache_gib is not None:
-        if kv_cache_gib < 1:
-            raise ValueError(f"the vLLM KV cache must be at least 1 GiB on a CPU, got {kv_cache_gib}")
-        env[KV_CACHE_ENV] = str(kv_cache_gib)
+        if kv_cache_gib <= 0:
+            raise ValueError(f"the vLLM KV cache must be larger than 0 GiB, got {kv_cache_gib}")
+        settings["kv_cache_memory_bytes"] = int(kv_cache_gib * GIB)
     elif not environ.get(KV_CACHE_ENV):
-        env[KV_CACHE_ENV] = str(DEFAULT_CPU_KV_CACHE_GIB)
-    return env, True if enforce_eager is None else enforce_eager
+        settings["kv_cache_memory_bytes"] = DEFAULT_CPU_KV_CACHE_GIB * GIB
+    return settings
 
 
 def structured_outputs_config(backend: str) -> dict[str, Any]:
@@ -121,7 +122,7 @@ class VLLMBackend:
         data_parallel_size: int = 1,
         structured_outputs_backend: str = "xgrammar",
         enforce_eager: bool | None = None,
-        kv_cache_gib: int | None = None,
+        kv_cache_gib: float | None = None,
         enable_prefix_caching: bool = True,
         **engine_options: Any,
     ) -> None:
@@ -141,10 +142,11 @@ class VLLMBackend:
             model = str(embedded_hf_model())
         self.model = model
         self.decoding = decoding or Decoding()
-        eager = bool(enforce_eager)
         if current_platform.is_cpu():
-            env, eager = cpu_engine_settings(kv_cache_gib, enforce_eager, os.environ)
-            os.environ.update(env)
+            defaults = cpu_engine_settings(kv_cache_gib, enforce_eager, os.environ)
+        else:
+            defaults = {"enforce_eager": bool(enforce_eager)}
+        engine_options = defaults | engine_options  # an engine argument given by name (kv_cache_memory_bytes) wins
         self._llm = LLM(
             model=model,
             dtype=dtype or default_dtype(),
@@ -152,7 +154,6 @@ class VLLMBackend:
             tensor_parallel_size=tensor_parallel_size,
             data_parallel_size=data_parallel_size,
             structured_outputs_config=structured_outputs_config(structured_outputs_backend),
-            enforce_eager=eager,
             enable_prefix_caching=enable_prefix_caching,
             seed=self.decoding.seed,
             **engine_options,

@@ -69,19 +69,18 @@ class Server:
 def start_server(model: Path, log: Path, timeout_s: float = 240) -> Server:
     """`vllm serve` as the README tells a user to start it: the offline backend's settings (its dtype, xgrammar with
     whitespace fixed, eager) and, on a CPU, the KV cache size that tagger's own backend sets for itself."""
-    from tagger.backends.vllm import DEFAULT_CPU_KV_CACHE_GIB, KV_CACHE_ENV, default_dtype, structured_outputs_config
+    from tagger.backends.vllm import DEFAULT_CPU_KV_CACHE_GIB, GIB, default_dtype, structured_outputs_config
 
     port = free_port()
     command = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
         "--served-model-name", SERVED_NAME, "--enforce-eager", "--max-model-len", "2048", "--dtype", default_dtype(),
+        "--kv-cache-memory-bytes", str(DEFAULT_CPU_KV_CACHE_GIB * GIB),
         "--structured-outputs-config", json.dumps(structured_outputs_config("xgrammar")),
         "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
-    env = dict(os.environ)
-    env.setdefault(KV_CACHE_ENV, str(DEFAULT_CPU_KV_CACHE_GIB))
     handle = log.open("wb")
-    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(f"http://127.0.0.1:{port}/v1", process, log)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
