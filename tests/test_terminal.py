@@ -24,7 +24,8 @@ FOREIGN = re.compile(
     r"|Loading (?:weights|checkpoint|safetensors)"
     r"|\[transformers\]"
     r"|^llama_|^llm_load|^load_tensors"
-    r"|^(?:\(\w+ pid=\d+\) )?(?:INFO|DEBUG) \d",
+    r"|^(?:\(\w+ pid=\d+\) )?(?:INFO|DEBUG|WARNING) \d\d-\d\d"
+    r"|Triton is installed",
     re.MULTILINE,
 )
 
@@ -38,6 +39,7 @@ def test_the_pattern_catches_what_libraries_print() -> None:
     old = "Loading weights: 100%|##########| 103/103 [00:00<00:00, 8367.97it/s]\n"
     assert foreign_output(old)
     assert foreign_output("INFO 12-02 15:01:02 [core.py:114] Initializing a V1 LLM engine\n")
+    assert foreign_output("(MainProcess pid=4124) WARNING 12-02 16:04:24 [vllm.py:1703] Enforce eager set\n")
     assert foreign_output("llama_model_loader: loaded meta data with 33 key-value pairs\n")
     assert not foreign_output("tagging ━━━━━━━━━━━━━━ 2/2 0:00:00\ntagged 2 (made by the model 2)\n")
 

@@ -129,9 +129,11 @@ class VLLMBackend:
         """`enforce_eager`: None is True on a CPU, False on a GPU (where compiled graphs pay off). `kv_cache_gib`:
         the KV cache on a CPU (default: $VLLM_CPU_KVCACHE_SPACE, else DEFAULT_CPU_KV_CACHE_GIB); on a GPU,
         `gpu_memory_utilization` (an engine option) sizes it."""
-        # vLLM logs at INFO and draws tqdm bars while loading; only tagger's own output belongs on the terminal.
-        # Its engine runs in a child process, which takes these from the environment. The user's own settings win.
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        # vLLM logs at INFO (some of it on stdout, where `tagger tag` writes its record), warns about its own
+        # choices ("Enforce eager set", "Triton ... doesn't include CPU backend") and draws tqdm bars while loading;
+        # only tagger's own output belongs on the terminal, and an engine that fails still raises. Its engine runs
+        # in a child process, which takes these from the environment. The user's own settings win.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         os.environ.setdefault("TQDM_DISABLE", "1")
         from vllm import LLM
         from vllm.platforms import current_platform
