@@ -135,6 +135,9 @@ class VLLMBackend:
         # in a child process, which takes these from the environment. The user's own settings win.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")  # torch's C++ notes ("NUMA binding: Using MEMBIND")
+        # The engine's processes warn about torch deprecations and, at exit, vLLM's own shared memory.
+        os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::UserWarning")
         from vllm import LLM
         from vllm.platforms import current_platform
 
@@ -148,6 +151,7 @@ class VLLMBackend:
             defaults = cpu_engine_settings(kv_cache_gib, enforce_eager, os.environ)
         else:
             defaults = {"enforce_eager": bool(enforce_eager)}
+        defaults["use_tqdm_on_load"] = False  # vLLM passes disable=False to its weight-loading bar: TQDM_DISABLE loses
         engine_options = defaults | engine_options  # an engine argument given by name (kv_cache_memory_bytes) wins
         self._llm = LLM(
             model=model,
