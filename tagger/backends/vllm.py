@@ -6,8 +6,9 @@ HF-format weights: `tagger convert-model` makes them from the embedded GGUF.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,37 @@ def default_dtype() -> str:
     from vllm.platforms import current_platform
 
     return pick_dtype(None, current_platform.is_cpu(), cpu_flags())
+
+
+# The KV cache on a CPU, in GiB, when neither the caller nor $VLLM_CPU_KVCACHE_SPACE says. Without a size, vLLM's CPU
+# worker reserves gpu_memory_utilization (0.92) of NUMA node 0's memory and refuses to start when less is free, as on
+# machines whose node 0 reports 9 of 24 GiB (STACK.md). 1 GiB holds ~22k tokens of SmolLM2-135M in float32 (30 layers
+# x 2 x 3 KV heads x 64 x 4 bytes = 46 KB a token): ~60 prompts of tagger's size at once. Measured with it: a batch
+# of 200 products at 0.50 products/s, the engine's processes 4.6 GB RSS (README, "vLLM").
+DEFAULT_CPU_KV_CACHE_GIB = 1
+KV_CACHE_ENV = "VLLM_CPU_KVCACHE_SPACE"
+GIB = 1 << 30
+
+
+def cpu_engine_settings(
+    kv_cache_gib: float | None, enforce_eager: bool | None, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """The engine arguments a CPU needs: the KV cache size (`kv_cache_memory_bytes`) and eager execution.
+
+    KV cache: `kv_cache_gib` if given; else none here when the user set $VLLM_CPU_KVCACHE_SPACE (vLLM 0.32's CPU
+    platform reads it and it then overrides the argument); else DEFAULT_CPU_KV_CACHE_GIB. An explicit size also skips
+    the worker's 0.92-of-node-0 reservation check (vllm/v1/worker/cpu_worker.py).
+    Eager unless told otherwise: torch.compile costs minutes before the first request on a CPU (engine start 43 s
+    eager; 3 products through `tagger generate` took 2 m 40 s compiled) for no gain at these batch sizes.
+    """
+    settings: dict[str, Any] = {"enforce_eager": True if enforce_eager is None else enforce_eager}
+    if kv_cache_gib is not None:
+        if kv_cache_gib <= 0:
+            raise ValueError(f"the vLLM KV cache must be larger than 0 GiB, got {kv_cache_gib}")
+        settings["kv_cache_memory_bytes"] = int(kv_cache_gib * GIB)
+    elif not environ.get(KV_CACHE_ENV):
+        settings["kv_cache_memory_bytes"] = DEFAULT_CPU_KV_CACHE_GIB * GIB
+    return settings
 
 
 def structured_outputs_config(backend: str) -> dict[str, Any]:
@@ -89,11 +121,25 @@ class VLLMBackend:
         tensor_parallel_size: int = 1,
         data_parallel_size: int = 1,
         structured_outputs_backend: str = "xgrammar",
-        enforce_eager: bool = False,
+        enforce_eager: bool | None = None,
+        kv_cache_gib: float | None = None,
         enable_prefix_caching: bool = True,
         **engine_options: Any,
     ) -> None:
+        """`enforce_eager`: None is True on a CPU, False on a GPU (where compiled graphs pay off). `kv_cache_gib`:
+        the KV cache on a CPU (default: $VLLM_CPU_KVCACHE_SPACE, else DEFAULT_CPU_KV_CACHE_GIB); on a GPU,
+        `gpu_memory_utilization` (an engine option) sizes it."""
+        # vLLM logs at INFO (some of it on stdout, where `tagger tag` writes its record), warns about its own
+        # choices ("Enforce eager set", "Triton ... doesn't include CPU backend") and draws tqdm bars while loading;
+        # only tagger's own output belongs on the terminal, and an engine that fails still raises. Its engine runs
+        # in a child process, which takes these from the environment. The user's own settings win.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")  # torch's C++ notes ("NUMA binding: Using MEMBIND")
+        # The engine's processes warn about torch deprecations and, at exit, vLLM's own shared memory.
+        os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::UserWarning")
         from vllm import LLM
+        from vllm.platforms import current_platform
 
         if model is None:
             from tagger.backends.convert import embedded_hf_model
@@ -101,6 +147,12 @@ class VLLMBackend:
             model = str(embedded_hf_model())
         self.model = model
         self.decoding = decoding or Decoding()
+        if current_platform.is_cpu():
+            defaults = cpu_engine_settings(kv_cache_gib, enforce_eager, os.environ)
+        else:
+            defaults = {"enforce_eager": bool(enforce_eager)}
+        defaults["use_tqdm_on_load"] = False  # vLLM passes disable=False to its weight-loading bar: TQDM_DISABLE loses
+        engine_options = defaults | engine_options  # an engine argument given by name (kv_cache_memory_bytes) wins
         self._llm = LLM(
             model=model,
             dtype=dtype or default_dtype(),
@@ -108,7 +160,6 @@ class VLLMBackend:
             tensor_parallel_size=tensor_parallel_size,
             data_parallel_size=data_parallel_size,
             structured_outputs_config=structured_outputs_config(structured_outputs_backend),
-            enforce_eager=enforce_eager,
             enable_prefix_caching=enable_prefix_caching,
             seed=self.decoding.seed,
             **engine_options,
@@ -151,7 +202,8 @@ class VLLMOptions(BackendOptions):
     tensor_parallel_size: int | None = None
     data_parallel_size: int | None = None
     structured_outputs_backend: str | None = None
-    enforce_eager: bool | None = None
+    enforce_eager: bool | None = None  # default: True on a CPU, False on a GPU
+    kv_cache_gib: float | None = None  # default on a CPU: $VLLM_CPU_KVCACHE_SPACE, else DEFAULT_CPU_KV_CACHE_GIB
     enable_prefix_caching: bool | None = None
     engine: dict[str, Any] | None = None  # any other `vllm.LLM` argument, passed as it is
 

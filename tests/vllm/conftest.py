@@ -19,9 +19,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB: the default takes a large share of memory
-os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-
 SERVED_NAME = "smollm2"
 
 
@@ -36,7 +33,7 @@ def hf_model() -> Path:
 def vllm_backend(hf_model: Path) -> Iterator[object]:
     from tagger.backends.vllm import VLLMBackend
 
-    backend = VLLMBackend(str(hf_model), enforce_eager=True, max_model_len=2048)
+    backend = VLLMBackend(str(hf_model))  # the defaults a user gets: on a CPU, eager and a 1 GiB KV cache
     yield backend
     backend.close()
 
@@ -70,13 +67,15 @@ class Server:
 
 
 def start_server(model: Path, log: Path, timeout_s: float = 240) -> Server:
-    """`vllm serve` with the settings the offline backend uses: its dtype, xgrammar with whitespace fixed."""
-    from tagger.backends.vllm import default_dtype, structured_outputs_config
+    """`vllm serve` as the README tells a user to start it: the offline backend's settings (its dtype, xgrammar with
+    whitespace fixed, eager) and, on a CPU, the KV cache size that tagger's own backend sets for itself."""
+    from tagger.backends.vllm import DEFAULT_CPU_KV_CACHE_GIB, GIB, default_dtype, structured_outputs_config
 
     port = free_port()
     command = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
         "--served-model-name", SERVED_NAME, "--enforce-eager", "--max-model-len", "2048", "--dtype", default_dtype(),
+        "--kv-cache-memory-bytes", str(DEFAULT_CPU_KV_CACHE_GIB * GIB),
         "--structured-outputs-config", json.dumps(structured_outputs_config("xgrammar")),
         "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip

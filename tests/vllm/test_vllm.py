@@ -4,6 +4,7 @@ llama.cpp, and a server killed mid-run."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -19,7 +20,8 @@ from tagger.pipeline import CATEGORY_MAX_TOKENS, Tagger
 from tagger.product import Product
 from tagger.records import ErrorRecord, Record, TagRecord
 from tagger.taxonomy import Taxonomy
-from tests.conftest import SAMPLE_CATALOG
+from tests.conftest import ROOT, SAMPLE_CATALOG
+from tests.test_terminal import foreign_output
 from tests.vllm.conftest import SERVED_NAME, Server, start_server
 
 pytestmark = pytest.mark.vllm
@@ -107,7 +109,11 @@ def test_server_killed_mid_run_gives_row_errors_and_a_rerun_completes(hf_model: 
         server.stop()
     assert run.returncode == 3, stderr
     assert "Traceback" not in stderr
-    tagged = [json.loads(line)["id"] for line in output.read_text().splitlines()]
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    # The default pipeline ran (retrieval decides the category, then the server fills the attributes), not the
+    # flat enum that an environment without the retrieval runtime would fall back to.
+    assert {r["provenance"]["strategy"] for r in records} == {"shortlist:all-MiniLM-L6-v2:k=1"}
+    tagged = [r["id"] for r in records]
     rejects_file = tmp_path / "out.rejects.jsonl"
     failed = [json.loads(line) for line in rejects_file.read_text().splitlines()]
     assert len(tagged) >= 2 and failed
@@ -125,3 +131,22 @@ def test_server_killed_mid_run_gives_row_errors_and_a_rerun_completes(hf_model: 
     assert ids[: len(tagged)] == tagged  # the first run's work is kept; the rerun retried only the rejects
     assert sorted(ids) == sorted(p.id for p in PRODUCTS) and len(ids) == len(set(ids))
     assert not rejects_file.exists()  # a run with no rejects leaves no rejects file
+
+
+def test_generate_with_the_vllm_backend_as_a_user_runs_it(tmp_path: Path) -> None:
+    """`tagger generate --backend vllm` with nothing set by hand: no VLLM_CPU_KVCACHE_SPACE, no engine options. The
+    backend sizes the KV cache and runs eagerly on a CPU by itself; only tagger's own output reaches stderr."""
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text("".join(line + "\n" for line in SAMPLE_CATALOG.read_text().splitlines()[:3]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VLLM_", "TQDM_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    command = [sys.executable, "-m", "tagger", "generate", str(source), "-o", str(output), "--backend", "vllm",
+               "--no-cache"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r["id"] for r in records] == [json.loads(line)["id"] for line in source.read_text().splitlines()]
+    assert {r["provenance"]["backend"] for r in records} == {"vllm"}
+    assert {r["provenance"]["strategy"] for r in records} == {"shortlist:all-MiniLM-L6-v2:k=1"}
+    assert foreign_output(done.stderr) == [], done.stderr[-3000:]
+    assert done.stdout == ""  # vLLM logs to stdout, where `tagger tag` writes its record
