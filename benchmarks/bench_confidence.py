@@ -1,0 +1,101 @@
+"""What recording token logprobs costs on llama.cpp: constrained generation with and without it, interleaved.
+
+    TAGGER_THREADS=1 python benchmarks/bench_confidence.py [--n 20] [--rounds 2]
+
+The attribute-stage requests of the first N sample products (their gold categories given, so only the attribute
+stage runs) are captured once; then each request runs with recording and without (the recorder's step a no-op and
+no token texts), alternating which arm goes first, `--rounds` times. Prints the per-arm totals and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tagger.backends import Completion, Request
+from tagger.backends import llamacpp
+from tagger.pipeline import Tagger
+from tagger.product import product_from_record
+from tagger.taxonomy import load_taxonomy
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Capture:
+    def __init__(self, inner: llamacpp.LlamaCppBackend) -> None:
+        self.inner = inner
+        self.name, self.model, self.decoding, self.tokenizer = inner.name, inner.model, inner.decoding, inner.tokenizer
+        self.grammars = inner.grammars
+        self.requests: list[Request] = []
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        self.requests.extend(requests)
+        return self.inner.generate(requests)
+
+    def close(self) -> None:
+        pass
+
+
+def _timed(backend: llamacpp.LlamaCppBackend, request: Request, record: bool) -> tuple[float, Completion]:
+    step, tokens = llamacpp._Recorder.step, llamacpp.LlamaCppBackend._tokens
+    if not record:
+        llamacpp._Recorder.step = lambda self, previous, row: None  # type: ignore[method-assign]
+        llamacpp.LlamaCppBackend._tokens = lambda self, recorder, completion: ()  # type: ignore[method-assign]
+    try:
+        start = time.perf_counter()
+        [completion] = backend.generate([request])
+        return time.perf_counter() - start, completion
+    finally:
+        llamacpp._Recorder.step, llamacpp.LlamaCppBackend._tokens = step, tokens  # type: ignore[method-assign]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    taxonomy = load_taxonomy()
+    rows = [json.loads(line) for line in (ROOT / "examples" / "catalog.jsonl").read_text().splitlines()][: args.n]
+    backend = llamacpp.LlamaCppBackend()
+    capture = _Capture(backend)
+    tagger = Tagger(taxonomy, capture)  # type: ignore[arg-type]
+    products = [product_from_record(row) for row in rows]
+    tagger.tag_batch(products, [taxonomy.categories[row["gold"]["category"]] for row in rows])
+    totals = {True: 0.0, False: 0.0}
+    tokens = {True: 0, False: 0}
+    same: list[Any] = []
+    for round_ in range(args.rounds):
+        for i, request in enumerate(capture.requests):
+            order = (True, False) if (i + round_) % 2 == 0 else (False, True)
+            texts = {}
+            for record in order:
+                seconds, completion = _timed(backend, request, record)
+                totals[record] += seconds
+                tokens[record] += completion.completion_tokens
+                texts[record] = completion.text
+                if record:
+                    assert completion.tokens, f"no tokens recorded for request {i}: {completion.extra}"
+            same.append(texts[True] == texts[False])
+    backend.close()
+    print(
+        json.dumps(
+            {
+                "requests": len(capture.requests),
+                "rounds": args.rounds,
+                "seconds_with": round(totals[True], 3),
+                "seconds_without": round(totals[False], 3),
+                "ratio_with_over_without": round(totals[True] / totals[False], 4),
+                "tokens_with": tokens[True],
+                "tokens_without": tokens[False],
+                "same_text_both_arms": all(same),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
