@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tagger.backends import Completion, Request
-from tagger.backends import llamacpp
+from tagger.backends import Completion, Request, llamacpp
 from tagger.pipeline import Tagger
 from tagger.product import product_from_record
 from tagger.taxonomy import load_taxonomy

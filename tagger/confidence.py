@@ -89,7 +89,7 @@ def value_probabilities(text: str, tokens: Sequence[TokenLogprob]) -> list[Value
     if not tokens:
         return []
     offsets = token_offsets(text, tokens)
-    found = []
+    found: list[tuple[str, int | None, Any, int, int]] = []
     for key, key_start, value, value_end, items in _entries(text):
         if not items:  # a scalar, null, an object, or an empty list
             found.append((key, None, value, key_start, value_end))
@@ -115,7 +115,9 @@ def attribute_probabilities(text: str, tokens: Sequence[TokenLogprob]) -> dict[s
     found: dict[str, dict[str | None, float]] = {}
     for v in value_probabilities(text, tokens):
         values = found.setdefault(v.key, {})
-        name = None if v.value is None or v.value == [] else v.value if isinstance(v.value, str) else json.dumps(v.value)
+        name = (
+            None if v.value is None or v.value == [] else v.value if isinstance(v.value, str) else json.dumps(v.value)
+        )
         values.setdefault(name, v.probability)
     return found
 

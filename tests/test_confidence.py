@@ -52,7 +52,11 @@ def test_a_token_over_the_closing_quote_and_the_comma_counts_for_both_items() ->
         ("}", 1.0),
     )
     found = value_probabilities(text, tokens)
-    assert [(v.key, v.index, v.value) for v in found] == [("color", 0, "Navy"), ("color", 1, "Red"), ("size", None, None)]
+    assert [(v.key, v.index, v.value) for v in found] == [
+        ("color", 0, "Navy"),
+        ("color", 1, "Red"),
+        ("size", None, None),
+    ]
     navy, red, size = (v.probability for v in found)
     assert navy == pytest.approx(0.8 * 0.5 * 0.6)
     assert red == pytest.approx(0.6 * 0.7 * 0.9)  # the comma that continued the list, the spelling, the close
@@ -96,7 +100,7 @@ def test_an_empty_token_covers_the_character_the_next_token_completes() -> None:
     texts = texts_of_pieces([b'{"c":"caf', b"\xc3", b"\xa9", b'"}'])
     assert texts == ['{"c":"caf', "", "é", '"}']
     text = '{"c":"café"}'
-    tokens = [TokenLogprob(t, math.log(p)) for t, p in zip(texts, [0.5, 0.5, 1.0, 1.0])]
+    tokens = [TokenLogprob(t, math.log(p)) for t, p in zip(texts, [0.5, 0.5, 1.0, 1.0], strict=True)]
     assert token_offsets(text, tokens)[1] == (9, 10)
     assert category_probability(text, tokens) is None
     assert attribute_probabilities(text, tokens) == {"c": {"café": pytest.approx(0.25)}}
@@ -108,7 +112,7 @@ def test_tokens_that_do_not_spell_the_answer_are_refused() -> None:
     assert joined_tokens(text, wrong) == ()
     with pytest.raises(ValueError, match="do not join"):
         value_probabilities(text, wrong)
-    with pytest.raises(ValueError, match="not a JSON answer|expected"):
+    with pytest.raises(ValueError, match=r"not a JSON answer|expected"):
         value_probabilities('{"category":"A', _tokens(('{"category":"A', 1)))
     assert value_probabilities(text, []) == [] and category_probability(text, []) is None
 
@@ -137,7 +141,9 @@ def test_a_single_allowed_value_has_probability_one(backend: LlamaCppBackend, de
     assert category_probability(completion.text, completion.tokens) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_category_and_attribute_answers_carry_their_tokens(backend: LlamaCppBackend, default_taxonomy: Taxonomy) -> None:
+def test_category_and_attribute_answers_carry_their_tokens(
+    backend: LlamaCppBackend, default_taxonomy: Taxonomy
+) -> None:
     choices = [default_taxonomy.categories[c] for c in ("t-shirts", "jeans", "shirts", "skirts")]
     [category] = backend.generate([Request(ASK, category_schema(choices), 96)])
     _check_tokens(category)
@@ -145,7 +151,7 @@ def test_category_and_attribute_answers_carry_their_tokens(backend: LlamaCppBack
     assert probability is not None and 0 < probability < 1  # four real alternatives: not certain
     schemas = SchemaSet(default_taxonomy)
     products = ["Riverstone Slim Fit Stretch Jeans for Men - Black", "Lumen Women's Floral Wrap Dress, Long Sleeve"]
-    for title, category_id in zip(products, ("jeans", "dresses")):
+    for title, category_id in zip(products, ("jeans", "dresses"), strict=True):
         schema = schemas.attributes(category_id)
         assert schema is not None
         attributes = default_taxonomy.attributes_for(category_id)
@@ -157,13 +163,14 @@ def test_category_and_attribute_answers_carry_their_tokens(backend: LlamaCppBack
         assert all(0 < p <= 1 for values in found.values() for p in values.values())
 
 
-def _score(backend: LlamaCppBackend, messages: Sequence[Message], schema: Any, path: Sequence[int]) -> list[TokenLogprob]:
+def _score(
+    backend: LlamaCppBackend, messages: Sequence[Message], schema: Any, path: Sequence[int]
+) -> list[TokenLogprob]:
     """The recorded tokens when the sampler is made to write the token ids `path` under `schema`'s mask: a second
     processor, after tagger's, keeps only the next token of the path, so the recorder sees the masked distribution
     and a chosen token that is mostly not its argmax."""
-    from llama_cpp import LogitsProcessorList
-
     import numpy as np
+    from llama_cpp import LogitsProcessorList
 
     llama = backend._llama
     forced = [*path, llama.token_eos()]
@@ -186,7 +193,7 @@ def _score(backend: LlamaCppBackend, messages: Sequence[Message], schema: Any, p
     ids = [token for token, _ in processor.recorder.chosen]
     assert ids == list(path)  # the path's tokens, in order; the stop token is not listed
     texts = texts_of_pieces([llama.detokenize([t]) for t in ids])
-    return [TokenLogprob(t, lp) for t, (_, lp) in zip(texts, processor.recorder.chosen)]
+    return [TokenLogprob(t, lp) for t, (_, lp) in zip(texts, processor.recorder.chosen, strict=True)]
 
 
 def test_alternatives_of_an_enum_share_at_most_the_whole_mass(
@@ -222,3 +229,32 @@ def test_a_free_answer_rescored_token_by_token_gets_the_same_logprobs(
     assert [t.text for t in forced] == [t.text for t in free.tokens]
     assert [t.logprob for t in forced] == pytest.approx([t.logprob for t in free.tokens], abs=1e-4)
     assert any(t.logprob < -0.01 for t in forced)  # a real choice was made somewhere
+
+
+# --- vLLM's output shape (the engine itself runs in tests/vllm/) ------------------------------------------------
+
+
+def _vllm_output(text: str, finish: str, *tokens: tuple[int, str | None, float]) -> Any:
+    """A stand-in for vLLM 0.32's CompletionOutput: token ids, and per position {sampled id: Logprob}."""
+    from types import SimpleNamespace
+
+    positions = [{i: SimpleNamespace(logprob=lp, rank=1, decoded_token=t)} for i, t, lp in tokens]
+    return SimpleNamespace(text=text, finish_reason=finish, token_ids=[i for i, _, _ in tokens], logprobs=positions)
+
+
+def test_vllm_outputs_give_their_sampled_tokens_without_the_stop_token() -> None:
+    from tagger.backends.vllm import output_tokens
+
+    output = _vllm_output('{"a":"b"}', "stop", (1, '{"', 0.0), (2, "a", -0.5), (3, '":"', 0.0), (4, 'b"}', -0.25))
+    assert [(t.text, t.logprob) for t in output_tokens(output)] == [
+        ('{"', 0.0),
+        ("a", -0.5),
+        ('":"', 0.0),
+        ('b"}', -0.25),
+    ]
+    with_eos = _vllm_output("ok", "stop", (5, "o", -0.1), (6, "k", -0.2), (0, "<|im_end|>", -0.01))
+    assert [t.text for t in output_tokens(with_eos)] == ["o", "k"]
+    assert output_tokens(_vllm_output("ok", "stop", (5, "o", -0.1), (6, None, -0.2))) == ()
+    no_logprobs = _vllm_output("ok", "stop", (5, "o", -0.1))
+    no_logprobs.logprobs = None
+    assert output_tokens(no_logprobs) == ()

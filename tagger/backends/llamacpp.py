@@ -95,7 +95,7 @@ def _reusing_processor(spec: str, tokenizer: Any, library: str) -> Any:
             self.recorder = _Recorder()
 
         def reset(self) -> None:
-            super().reset()
+            super().reset()  # type: ignore[no-untyped-call]
             self.recorder.reset()
 
         def _setup(self, batch_size: int) -> None:
@@ -218,7 +218,9 @@ class LlamaCppBackend:
                 recorder.choose(rest[0])
                 ids.append(rest[0])
         texts = texts_of_pieces([self._llama.detokenize([t]) for t in ids])
-        return joined_tokens(completion.text, [TokenLogprob(t, lp) for t, (_, lp) in zip(texts, recorder.chosen)])
+        return joined_tokens(
+            completion.text, [TokenLogprob(t, lp) for t, (_, lp) in zip(texts, recorder.chosen, strict=True)]
+        )
 
     def close(self) -> None:
         self._processors.clear()
