@@ -163,6 +163,26 @@ def test_category_and_attribute_answers_carry_their_tokens(
         assert all(0 < p <= 1 for values in found.values() for p in values.values())
 
 
+def test_sampled_tokens_are_tracked_by_the_next_step_s_input(default_taxonomy: Taxonomy) -> None:
+    # With sampling the drawn token is often not the argmax: the recorder learns it from the next step's input
+    # ids. Token texts come from those ids, so a recorder that assumed the argmax would not spell the text.
+    from tagger.backends import Decoding
+
+    engine = LlamaCppBackend(decoding=Decoding(temperature=1.5, seed=7))
+    try:
+        schema = SchemaSet(default_taxonomy).attributes("jeans")
+        ask = [Message("user", "Attributes of: Riverstone Slim Fit Stretch Jeans for Men - Black")]
+        completions = engine.generate(
+            [Request(ask, schema, 256), Request(ASK, SchemaSet(default_taxonomy).category, 96)]
+        )
+    finally:
+        engine.close()
+    for completion in completions:
+        _check_tokens(completion)  # also when cut at max_tokens: the last token is then found from the text
+        if completion.finish_reason == "stop":
+            assert value_probabilities(completion.text, completion.tokens)
+
+
 def _score(
     backend: LlamaCppBackend, messages: Sequence[Message], schema: Any, path: Sequence[int]
 ) -> list[TokenLogprob]:
