@@ -101,6 +101,8 @@ def test_logprobs_that_do_not_spell_the_text_or_miss_a_value_are_dropped() -> No
     without_bytes = [{"token": t, "logprob": lp} for t, lp in [('{"a":', -0.1), ('"b"}', -0.2)]]
     assert [t.text for t in parse_logprobs({"content": without_bytes}, '{"a":"b"}')] == ['{"a":', '"b"}']
     assert parse_logprobs(None, "x") == () and parse_logprobs({"content": None}, "x") == ()
+    with_eos = parse_logprobs({"content": _content(("o", -0.1), ("k", -0.2), ("<|im_end|>", -0.01))}, "ok")
+    assert [t.text for t in with_eos] == ["o", "k"]
 
 
 def test_the_backend_sends_the_flag_and_returns_the_tokens() -> None:

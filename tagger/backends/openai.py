@@ -82,9 +82,11 @@ def parse_logprobs(logprobs: Any, text: str) -> tuple[TokenLogprob, ...]:
     if all(isinstance(t.get("token"), str) for t in content):
         spellings.append([t["token"] for t in content])
     for texts in spellings:
-        tokens = joined_tokens(text, [TokenLogprob(t, v) for t, v in zip(texts, values, strict=True)])
-        if tokens:
-            return tokens
+        tokens = [TokenLogprob(t, v) for t, v in zip(texts, values, strict=True)]
+        # vLLM lists the end-of-sequence token too ("<|im_end|>"), with no text in the answer: left out
+        joined = joined_tokens(text, tokens) or joined_tokens(text, tokens[:-1])
+        if joined:
+            return joined
     return ()
 
 
