@@ -2,8 +2,8 @@
 
     TAGGER_THREADS=1 python benchmarks/bench_confidence.py [--n 20] [--rounds 2]
 
-The attribute-stage requests of the first N sample products (their gold categories given, so only the attribute
-stage runs) are captured once; then each request runs with recording and without (the recorder's step a no-op and
+The attribute-stage requests of the first N sample products (their gold categories given) are built by the
+pipeline's own code; then each request runs with recording and without (the recorder's step a no-op and
 no token texts), alternating which arm goes first, `--rounds` times. Prints the per-arm totals and their ratio.
 """
 
@@ -11,32 +11,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tagger.backends import Completion, Request, llamacpp
-from tagger.pipeline import Tagger
+from tagger.pipeline import Tagger, _Pending
 from tagger.product import product_from_record
+from tagger.records import Usage
 from tagger.taxonomy import load_taxonomy
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class _Capture:
-    def __init__(self, inner: llamacpp.LlamaCppBackend) -> None:
-        self.inner = inner
-        self.name, self.model, self.decoding, self.tokenizer = inner.name, inner.model, inner.decoding, inner.tokenizer
-        self.grammars = inner.grammars
-        self.requests: list[Request] = []
-
-    def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        self.requests.extend(requests)
-        return self.inner.generate(requests)
-
-    def close(self) -> None:
-        pass
+def _requests(tagger: Tagger, rows: list[dict[str, Any]]) -> list[Request]:
+    """The attribute-stage requests the pipeline would send, built by its own code (no model call)."""
+    pending = [_Pending(tagger.cleaner.clean(product_from_record(row)).product, Usage(), []) for row in rows]
+    tagger._take_given(pending, [tagger.taxonomy.categories[row["gold"]["category"]] for row in rows])
+    return [request for _, request in tagger._attribute_requests(pending)]
 
 
 def _timed(backend: llamacpp.LlamaCppBackend, request: Request, record: bool) -> tuple[float, Completion]:
@@ -60,15 +53,12 @@ def main() -> None:
     taxonomy = load_taxonomy()
     rows = [json.loads(line) for line in (ROOT / "examples" / "catalog.jsonl").read_text().splitlines()][: args.n]
     backend = llamacpp.LlamaCppBackend()
-    capture = _Capture(backend)
-    tagger = Tagger(taxonomy, capture)  # type: ignore[arg-type]
-    products = [product_from_record(row) for row in rows]
-    tagger.tag_batch(products, [taxonomy.categories[row["gold"]["category"]] for row in rows])
+    requests = _requests(Tagger(taxonomy, backend), rows)
     totals = {True: 0.0, False: 0.0}
     tokens = {True: 0, False: 0}
     same: list[Any] = []
     for round_ in range(args.rounds):
-        for i, request in enumerate(capture.requests):
+        for i, request in enumerate(requests):
             order = (True, False) if (i + round_) % 2 == 0 else (False, True)
             texts = {}
             for record in order:
@@ -79,11 +69,12 @@ def main() -> None:
                 if record:
                     assert completion.tokens, f"no tokens recorded for request {i}: {completion.extra}"
             same.append(texts[True] == texts[False])
+            print(f"{round_} {i} with {totals[True]:.2f} s, without {totals[False]:.2f} s", file=sys.stderr, flush=True)
     backend.close()
     print(
         json.dumps(
             {
-                "requests": len(capture.requests),
+                "requests": len(requests),
                 "rounds": args.rounds,
                 "seconds_with": round(totals[True], 3),
                 "seconds_without": round(totals[False], 3),
