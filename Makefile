@@ -4,7 +4,7 @@ VENV ?= .venv
 WHEELS ?= $(HOME)/.cache/tagger-wheels
 LLAMA_CPP = llama-cpp-python==0.3.36
 # llama.cpp's default -march=native build enables AMX kernels that die with "Illegal instruction" on some CPUs
-# (STACK.md); a portable AVX2 build runs everywhere. The wheel is built once and kept in $(WHEELS).
+# (docs/measured.md); a portable AVX2 build runs everywhere. The wheel is built once and kept in $(WHEELS).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
@@ -23,7 +23,7 @@ test: install
 	$(VENV)/bin/pytest -m "not slow and not vllm"
 
 # vLLM's CPU build lives in its own environment: it pins torch 2.13.0+cpu, and PyPI's torchvision, torchaudio and
-# torchcodec break beside it (STACK.md), so they are removed.
+# torchcodec break beside it (docs/measured.md), so they are removed.
 VLLM_VENV ?= .venv-vllm
 install-vllm: $(VLLM_VENV)/.installed
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tagger.backends import Backend, Completion, Request
-from tagger.backends.llamacpp import LlamaCppBackend
+from tagger.build import TaggerSpec, build_tagger, build_taggers
 from tagger.cache import ResultCache
 from tagger.evals.config import default_data_root
 from tagger.pipeline import Tagger
@@ -147,7 +147,7 @@ def workers_check(taxonomy: Any, rows: list[dict[str, Any]], folder: Path) -> di
     cores = os.cpu_count() or 1
     rates = {}
     for workers in (1, cores):
-        taggers = [Tagger(taxonomy, LlamaCppBackend(n_threads=cores // workers)) for _ in range(workers)]
+        taggers = build_taggers(TaggerSpec(), workers, taxonomy=taxonomy)  # the cores shared out between workers
         start = time.perf_counter()
         generate(taggers, source, folder / f"w{workers}.jsonl", RunOptions(batch_size=BATCH), ResultCache(None))
         rates[f"workers_{workers}_products_per_s"] = len(rows) / (time.perf_counter() - start)
@@ -169,8 +169,8 @@ def main() -> None:
 
     rows = load_rows(args.data_root, args.n)
     taxonomy = load_taxonomy()
-    backend = TimedBackend(LlamaCppBackend())
-    tagger = Tagger(taxonomy, backend)
+    tagger = build_tagger(TaggerSpec(), taxonomy=taxonomy, wrap=TimedBackend)
+    backend = tagger.backend
     report: dict[str, Any] = {"n": len(rows), "batch_size": BATCH, "model": backend.model}
     report["rss_start_mb"] = peak_rss_mb()
     tagger.tag(Product("warmup", "Stainless steel kettle 1.7 L"))  # the first call pays one-off setup

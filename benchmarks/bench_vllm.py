@@ -53,14 +53,21 @@ def _rate(tagger: Any, products: list[Any], warmup: list[Any]) -> tuple[float, i
     return len(products) / seconds, sum(isinstance(r, TagRecord) for r in records)
 
 
+def flat(backend: Any) -> Any:
+    """The two-stage pipeline with the model choosing from every category: the engines' own work, no retrieval."""
+    from tagger.build import Narrowing, TaggerSpec
+
+    return TaggerSpec(backend=backend, narrowing=Narrowing(shortlist=0))
+
+
 def main() -> None:
     from tagger.backends import Request
     from tagger.backends.convert import embedded_hf_model
-    from tagger.backends.openai import OpenAIBackend
-    from tagger.backends.vllm import VLLMBackend, default_dtype
+    from tagger.backends.vllm import default_dtype
+    from tagger.build import BackendSpec, build_tagger
     from tagger.evals.config import default_data_root
     from tagger.io import read_rows
-    from tagger.pipeline import CATEGORY_MAX_TOKENS, Tagger
+    from tagger.pipeline import CATEGORY_MAX_TOKENS
     from tagger.product import Product
     from tagger.taxonomy import load_taxonomy
     from tests.vllm.conftest import start_server
@@ -92,12 +99,11 @@ def main() -> None:
         args.out.write_text(json.dumps(report, indent=2))
 
     start = time.perf_counter()
-    engine = VLLMBackend(
-        str(model), enforce_eager=True, max_model_len=2048, structured_outputs_backend=args.structured_backend
-    )
+    options = {"enforce_eager": True, "max_model_len": 2048, "structured_outputs_backend": args.structured_backend}
+    tagger = build_tagger(flat(BackendSpec(name="vllm", model=str(model), options=options)), taxonomy=taxonomy)
+    engine = tagger.backend
     report["vllm_engine_start_s"] = time.perf_counter() - start
     save()
-    tagger = Tagger(taxonomy, engine)
     report["vllm_offline_products_per_s"], report["vllm_offline_tagged"] = _rate(tagger, products, warmup)
     save()
     requests = [
@@ -119,10 +125,8 @@ def main() -> None:
     save()
 
     if not args.skip_llamacpp:
-        from tagger.backends.llamacpp import LlamaCppBackend
-
         report["llamacpp_products_per_s"], report["llamacpp_tagged"] = _rate(
-            Tagger(taxonomy, LlamaCppBackend()), products, warmup
+            build_tagger(flat(BackendSpec()), taxonomy=taxonomy), products, warmup
         )
         save()
 
@@ -131,8 +135,8 @@ def main() -> None:
     report["vllm_server_start_s"] = time.perf_counter() - start
     try:
         for inflight in (int(n) for n in args.inflight.split(",")):
-            backend = OpenAIBackend(server.url, concurrency=inflight)
-            rate, tagged = _rate(Tagger(taxonomy, backend), products, warmup)
+            served = BackendSpec(name="openai", options={"base_url": server.url, "concurrency": inflight})
+            rate, tagged = _rate(build_tagger(flat(served), taxonomy=taxonomy), products, warmup)
             report[f"vllm_server_{inflight}_inflight_products_per_s"] = rate
             report[f"vllm_server_{inflight}_inflight_tagged"] = tagged
             report["server_peak_rss_mb"] = _tree_peak_rss_mb(server.process.pid)

@@ -1,4 +1,4 @@
-"""Where tagger finds its bundled prompts and schemas, and where it caches things."""
+"""Where tagger finds its bundled prompts and taxonomies, and where it caches things."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ _PACKAGE = Path(str(files("tagger")))
 
 
 def bundled(folder: str) -> Path:
-    """`prompts/` or `schemas/`: inside the installed wheel, or beside the package in a source checkout."""
+    """`prompts/` or `taxonomies/`: inside the installed wheel, or beside the package in a source checkout."""
     for candidate in (_PACKAGE / folder, _PACKAGE.parent / folder):
         if candidate.is_dir():
             return candidate

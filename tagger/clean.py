@@ -14,9 +14,10 @@ import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
+from typing import Protocol
 
-from tagger.backends.base import Tokenizer
 from tagger.product import Product
+from tagger.records import Truncation
 
 # Trailing leftovers seen in real web-shop titles (WDC-PAVE): " Null", "| Shop Name", " - ShopName.com".
 DEFAULT_BOILERPLATE: tuple[str, ...] = (
@@ -29,6 +30,14 @@ CHARS_PER_TOKEN = 4  # the estimate where the backend has no tokenizer (a remote
 _BLOCK_TAGS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "table"})
 _SKIP_TAGS = frozenset({"script", "style", "head", "template"})
 _MARKUP = re.compile(r"<[a-zA-Z/!]|&#?\w+;")
+
+
+class Tokenizer(Protocol):
+    """What cleaning counts tokens with: the model's own tokenizer, where the backend has it locally."""
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, tokens: list[int]) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -48,13 +57,6 @@ class CleaningConfig:
         if not self.enabled:
             return "off"
         return hashlib.sha256(json.dumps(asdict(self)).encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Truncation:
-    field: str
-    chars: int  # the cleaned text's length before the cut
-    kept_tokens: int
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,7 @@ class Cleaner:
             cut = cut_to_tokens(value, tokens, self.tokenizer)
             if cut is None:
                 return value
-            truncated.append(Truncation(name, len(value), tokens))
+            truncated.append(Truncation(field=name, chars=len(value), kept_tokens=tokens))
             return cut
 
         fields = {name: self.text(value) for name, value in product.fields.items()}

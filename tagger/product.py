@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tagger.errors import TaggerError
+
 DEFAULT_FIELDS: tuple[str, ...] = ("brand",)
 # Only the fields asked for reach the prompt: dataset rows also carry gold labels that must never leak into it.
 
@@ -16,7 +18,7 @@ MAX_FIELD_CHARS = 10_000
 MAX_DESCRIPTION_CHARS = 1_000_000
 
 
-class ProductError(ValueError):
+class ProductError(TaggerError, ValueError):
     """A row that cannot be tagged. `kind` is a stable machine-readable reason."""
 
     def __init__(self, kind: str, message: str, product_id: str | None = None, row: int | None = None) -> None:

@@ -6,7 +6,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tagger.clean import Truncation
+
+class Truncation(BaseModel):
+    """A field cut to its token budget by cleaning."""
+
+    field: str
+    chars: int  # the cleaned text's length before the cut
+    kept_tokens: int
 
 
 class Span(BaseModel):

@@ -13,10 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tagger.errors import TaggerError
 from tagger.taxonomy import Attribute, Category, Taxonomy
 
 
-class OutputError(ValueError):
+class AnswerError(TaggerError, ValueError):
+    """The model's answer is unusable: not JSON, or naming something outside the taxonomy. `kind` goes into the
+    error record."""
+
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
@@ -27,9 +31,9 @@ def _json_object(text: str, truncated: bool) -> dict[str, Any]:
         answer = json.loads(text)
     except json.JSONDecodeError as exc:
         why = "the output was cut at the token limit" if truncated else f"{exc.msg} at column {exc.colno}"
-        raise OutputError("invalid_output", f"model output is not JSON ({why}): {text[:200]!r}") from exc
+        raise AnswerError("invalid_output", f"model output is not JSON ({why}): {text[:200]!r}") from exc
     if not isinstance(answer, dict):
-        raise OutputError("invalid_output", f"model output is not a JSON object: {text[:200]!r}")
+        raise AnswerError("invalid_output", f"model output is not a JSON object: {text[:200]!r}")
     return answer
 
 
@@ -38,11 +42,11 @@ def read_category(text: str, allowed: Mapping[str, Category], truncated: bool = 
     answer = _json_object(text, truncated)
     path = answer.get("category")
     if not isinstance(path, str):
-        raise OutputError("invalid_output", f"model output has no category: {text[:200]!r}")
+        raise AnswerError("invalid_output", f"model output has no category: {text[:200]!r}")
     # The case-folded lookup is built only on a miss: a constrained backend always hits exactly.
     found = allowed.get(path) or {p.casefold(): c for p, c in allowed.items()}.get(path.casefold())
     if found is None:
-        raise OutputError("not_in_taxonomy", f"category {path[:200]!r} is not an allowed category")
+        raise AnswerError("not_in_taxonomy", f"category {path[:200]!r} is not an allowed category")
     return found
 
 
@@ -107,12 +111,12 @@ def check_record(values: dict[str, list[str]], category: Category, taxonomy: Tax
     """An independent re-check of a finished record; raises if anything is outside the taxonomy."""
     known = taxonomy.categories.get(category.id)
     if known is None or known.full_path != category.full_path:
-        raise OutputError("not_in_taxonomy", f"category {category.full_path!r} is not in the taxonomy")
+        raise AnswerError("not_in_taxonomy", f"category {category.full_path!r} is not in the taxonomy")
     allowed = {a.handle: a for a in taxonomy.attributes_for(category.id)}
     for handle, items in values.items():
         attribute = allowed.get(handle)
         if attribute is None:
-            raise OutputError("not_in_taxonomy", f"attribute {handle!r} does not belong to {category.full_path!r}")
+            raise AnswerError("not_in_taxonomy", f"attribute {handle!r} does not belong to {category.full_path!r}")
         for item in items:
             if _allowed_value(attribute, item, product_text) != item:
-                raise OutputError("not_in_taxonomy", f"{handle}={item!r} is not allowed")
+                raise AnswerError("not_in_taxonomy", f"{handle}={item!r} is not allowed")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tagger.cli import app
-from tests.conftest import SAMPLE_CATALOG, SHOPIFY_DIR
+from tests.conftest import SAMPLE_CATALOG
 
 runner = CliRunner()
 TAGGER = [sys.executable, "-m", "tagger"]
@@ -28,8 +27,8 @@ def test_taxonomy_summary_and_find() -> None:
     assert "coffee-makers" in found.output
 
 
-def test_taxonomy_on_shopify(data_root: Path) -> None:
-    result = runner.invoke(app, ["taxonomy", "-t", f"shopify:{SHOPIFY_DIR}"])
+def test_taxonomy_on_shopify() -> None:
+    result = runner.invoke(app, ["taxonomy", "-t", "shopify"])
     assert result.exit_code == 0, result.output
     assert "10,595" in result.output and "20,635" in result.output
 
@@ -85,18 +84,17 @@ def test_tag_one_product_as_a_subprocess() -> None:
     assert record["category"]["path"] == ["Home & Kitchen", "Kitchen Appliances", "Kettles"]
 
 
-def test_without_the_retrieval_extra_the_default_falls_back_to_the_flat_enum(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, package=None: None if name == "sentence_transformers" else real(name, package),
-    )
-    asked = runner.invoke(app, ["tag", "--title", "Blue wool scarf", "--shortlist", "5"])
-    assert asked.exit_code == 1 and "pip install 'tagger[retrieval]'" in asked.output
+def test_a_broken_install_fails_loudly_instead_of_falling_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retrieval is part of the default install; where it cannot be imported, tagger says so in one line (it used
+    to fall back to the flat enum, which put every Shopify product in "Product Add-Ons")."""
+    monkeypatch.setitem(sys.modules, "tagger.retrieval", None)  # import tagger.retrieval raises ImportError
     done = runner.invoke(app, ["tag", "--title", "Blue wool scarf"])
-    assert done.exit_code == 0, done.output
-    assert json.loads(done.stdout)["provenance"]["strategy"] == "flat"
+    assert done.exit_code == 1
+    assert "retrieval cannot be imported" in done.output
+    assert "Traceback" not in done.output
+    flat = runner.invoke(app, ["tag", "--title", "Blue wool scarf", "--shortlist", "0"])  # asks for no retrieval
+    assert flat.exit_code == 0, flat.output
+    assert json.loads(flat.stdout)["provenance"]["strategy"] == "flat"
 
 
 def test_generate_limit_and_missing_input(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from tagger.evals.runner import EvalOutcome, run_eval
 from tagger.pipeline import Tagger
 from tagger.prompt import load_template
 from tagger.taxonomy import Taxonomy
-from tests.conftest import ROOT
+from tests.conftest import DATA_ROOT, ROOT
 
 SMOKE = ROOT / "evals" / "smoke.yaml"
 BLIND = ROOT / "tests" / "fixtures" / "blind.j2"
@@ -33,14 +33,15 @@ def config() -> EvalConfig:
 
 
 @pytest.fixture(scope="module")
-def good(config: EvalConfig, tagger: Tagger, data_root: Path) -> EvalOutcome:
-    return run_eval(config, data_root, limit=LIMIT, pipeline=tagger, minilm=False)
+def good(config: EvalConfig, tagger: Tagger) -> EvalOutcome:
+    # the smoke eval reads the sample catalog beside it: no data root is needed
+    return run_eval(config, DATA_ROOT, limit=LIMIT, pipeline=tagger, minilm=False)
 
 
 @pytest.fixture(scope="module")
-def blind(config: EvalConfig, backend: LlamaCppBackend, default_taxonomy: Taxonomy, data_root: Path) -> EvalOutcome:
+def blind(config: EvalConfig, backend: LlamaCppBackend, default_taxonomy: Taxonomy) -> EvalOutcome:
     planted = Tagger(default_taxonomy, backend, load_template(BLIND))
-    return run_eval(config, data_root, limit=LIMIT, pipeline=planted, minilm=False)
+    return run_eval(config, DATA_ROOT, limit=LIMIT, pipeline=planted, minilm=False)
 
 
 def test_every_shipped_eval_config_loads() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tagger.cache import ResultCache
-from tagger.io import Journal, OutputError, count_rows, detect_format, read_rows
+from tagger.io import ForeignOutputError, Journal, count_rows, detect_format, read_rows
 from tagger.io.seen import SeenIds
 from tagger.product import Columns, Product, ProductError
 
@@ -57,7 +57,7 @@ def test_journal_cuts_a_partial_line_and_refuses_a_foreign_file(tmp_path: Path) 
     journal.close()
     assert list(Journal(path).recover()) == ["a", "b", "c"]
     path.write_text("id,title\n")
-    with pytest.raises(OutputError, match="line 1 is not a tagger record"):
+    with pytest.raises(ForeignOutputError, match="line 1 is not a tagger record"):
         list(Journal(path).recover())
 
 

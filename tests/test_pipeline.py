@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +15,7 @@ from tagger.product import Product
 from tagger.records import ErrorRecord, TagRecord
 from tagger.taxonomy import Taxonomy
 from tagger.validate import check_record
-from tests.conftest import SAMPLE_CATALOG, RecordingBackend
+from tests.conftest import FLIPKART_ROWS, SAMPLE_CATALOG, RecordingBackend
 
 
 def _assert_conforms(record: TagRecord, taxonomy: Taxonomy, product: Product) -> None:
@@ -47,9 +46,9 @@ def test_sample_catalog_all_valid_and_in_taxonomy(tagger: Tagger, default_taxono
     assert sum(len(r.attributes) for r in records if isinstance(r, TagRecord)) >= len(records)
 
 
-def test_shopify_products_stay_inside_shopify(backend: object, shopify: Taxonomy, data_root: Path) -> None:
+def test_shopify_products_stay_inside_shopify(backend: object, shopify: Taxonomy) -> None:
     tagger = Tagger(shopify, backend)  # type: ignore[arg-type]
-    rows = [item for _, item in read_rows(data_root / "flipkart" / "dev.jsonl")][:6]
+    rows = [item for _, item in read_rows(FLIPKART_ROWS)][:6]  # the dev set's first 6 rows
     products = [p for p in rows if isinstance(p, Product)]
     records = tagger.tag_batch(products)
     tagged = [r for r in records if isinstance(r, TagRecord)]

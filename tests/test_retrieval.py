@@ -18,7 +18,7 @@ from tagger.product import Product
 from tagger.records import TagRecord
 from tagger.retrieval import Embedder, ExamplePool, NearestExampleTagger, PoolItem, Shortlister, read_pool
 from tagger.taxonomy import Taxonomy
-from tests.conftest import SHOPIFY_DIR, RecordingBackend
+from tests.conftest import RecordingBackend
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_tag_command_with_a_shortlist_on_shopify(tmp_path: Path) -> None:
     pool.write_text(json.dumps({"id": "p", "title": "Glass electric kettle", "category": kettles}) + "\n")
     result = CliRunner().invoke(
         app,
-        ["tag", "--title", "Cordless electric kettle 1.7 L", "-t", f"shopify:{SHOPIFY_DIR}", "--shortlist", "5",
+        ["tag", "--title", "Cordless electric kettle 1.7 L", "-t", "shopify", "--shortlist", "5",
          "--examples", str(pool), "--example-k", "1"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output

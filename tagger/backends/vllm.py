@@ -11,7 +11,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tagger.backends.base import Completion, Decoding, Request, TokenLogprob, joined_tokens
+from tagger.backends.base import (
+    Backend,
+    BackendOptions,
+    Completion,
+    Decoding,
+    NoEngine,
+    Request,
+    TokenLogprob,
+    joined_tokens,
+)
 
 # CPU flags with native bf16 matrix kernels; without them vLLM's CPU build falls back to slow bf16 matmuls.
 _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
@@ -168,3 +177,29 @@ class VLLMBackend:
 
     def close(self) -> None:
         del self._llm
+
+
+class VLLMOptions(BackendOptions):
+    dtype: str | None = None
+    max_model_len: int | None = None
+    tensor_parallel_size: int | None = None
+    data_parallel_size: int | None = None
+    structured_outputs_backend: str | None = None
+    enforce_eager: bool | None = None
+    enable_prefix_caching: bool | None = None
+    engine: dict[str, Any] | None = None  # any other `vllm.LLM` argument, passed as it is
+
+    def create(self, model: str | None, decoding: Decoding) -> Backend:
+        arguments = self.given()
+        engine = arguments.pop("engine", {})
+        return VLLMBackend(model, decoding=decoding, **arguments, **engine)
+
+    def offline(self, model: str | None) -> Backend:
+        if model is None:  # the embedded model: its GGUF holds the same vocabulary
+            from tagger.backends.llamacpp import LlamaCppOptions
+
+            embedded = LlamaCppOptions().offline(None)
+            return NoEngine(VLLMBackend.name, embedded.model, embedded.tokenizer)
+        from transformers import AutoTokenizer
+
+        return NoEngine(VLLMBackend.name, model, _HFTokenizer(AutoTokenizer.from_pretrained(model)))

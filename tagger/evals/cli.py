@@ -58,7 +58,8 @@ def eval_command(
     ] = None,
     write_baseline: Annotated[bool, typer.Option(help="Save this run's results as the config's baseline file")] = False,
     shortlist: Annotated[
-        Optional[int], typer.Option(help="Narrow the category to the K nearest paths (MiniLM) [default: config]")
+        Optional[int],
+        typer.Option(help="Narrow the category to the K nearest paths (MiniLM); 0: every category [default: config]"),
     ] = None,
     examples: Annotated[
         Optional[int], typer.Option(help="K few-shot examples from the dataset, never the product [default: config]")
@@ -72,12 +73,12 @@ def eval_command(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     if shortlist is not None:
-        config.pipeline.shortlist = shortlist or None
+        config.pipeline.shortlist = shortlist
     if examples is not None:
         config.pipeline.examples = ExamplesConfig(k=examples) if examples else None
     if tree:  # the tree walks the taxonomy itself: it replaces the config's shortlist unless one was asked for
         config.pipeline.tree = True
-        config.pipeline.shortlist = shortlist or None
+        config.pipeline.shortlist = shortlist or 0
     root = data_root or default_data_root()
     target = out or Path("eval-results") / config.name
     outcome = run_eval(config, root, limit=limit, template=template, minilm=minilm)

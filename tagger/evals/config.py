@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tagger.build import DEFAULT_EXAMPLE_K, DEFAULT_SHORTLIST
 
 DATA_ROOT_ENV = "TAGGER_DATA_ROOT"
 
@@ -37,21 +39,23 @@ class DatasetConfig(_Strict):
 
 
 class BackendConfig(_Strict):
-    name: Literal["llamacpp", "minilm"] = "llamacpp"
+    name: str = "llamacpp"  # a tagger backend (tagger.backends.BACKENDS), or "minilm": the retrieval baseline alone
     model: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)  # the backend's typed options
 
 
 class ExamplesConfig(_Strict):
-    k: int = 3
+    k: int = DEFAULT_EXAMPLE_K
     pool: str | None = None  # a labeled JSONL (see tagger.retrieval.examples); None: every row of this dataset
 
 
 class PipelineConfig(_Strict):
     """How the category is narrowed before the model chooses (issue 6's variants)."""
 
-    shortlist: int | None = None  # k nearest category paths by MiniLM; None: the flat enum of every category
+    shortlist: int = DEFAULT_SHORTLIST  # as tagger.build.Narrowing: 1 retrieval decides, 0 the flat enum, K the model
     examples: ExamplesConfig | None = None  # few-shot examples retrieved from a labeled pool
     tree: bool = False  # choose level by level down the taxonomy (alone: not with a shortlist or examples)
+    attributes: Literal["evidence", "model"] = "evidence"  # as tagger.build.TaggerSpec.attributes
 
 
 class SampleConfig(_Strict):

@@ -9,15 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from tagger.build import DEFAULT_EXAMPLE_K
 from tagger.evals.config import EvalConfig
 from tagger.evals.dataset import LabeledProduct, load_examples
 from tagger.evals.metrics import compute
 from tagger.evals.samples import ScoredSample, score
 from tagger.product import Product
-from tagger.records import Provenance, Record
+from tagger.records import ErrorInfo, ErrorRecord, Provenance, Record, TagRecord
 from tagger.taxonomy import Category, Taxonomy, load_taxonomy
 
 if TYPE_CHECKING:
+    from tagger.build import TaggerSpec
     from tagger.pipeline import Rendered
     from tagger.retrieval import PoolItem
 
@@ -84,25 +86,36 @@ def example_pool(config: EvalConfig, taxonomy: Taxonomy, data_root: Path) -> lis
     ]
 
 
+def tagger_spec(config: EvalConfig, data_root: Path, template: str | None = None) -> TaggerSpec:
+    """The eval's pipeline as a tagger spec: built by the same code as the command line's."""
+    from tagger.build import BackendSpec, Narrowing, TaggerSpec
+
+    pipeline, backend = config.pipeline, config.backend
+    examples = pipeline.examples
+    # With the category given, no category stage runs: a shortlist would only load an index nobody reads.
+    shortlist = 0 if config.given_category or pipeline.tree else pipeline.shortlist
+    return TaggerSpec(
+        taxonomy=config.resolve(config.taxonomy, data_root) if config.taxonomy else None,
+        template=template or (config.resolve(config.template, data_root) if config.template else None),
+        backend=BackendSpec(
+            name=backend.name,
+            model=config.resolve(backend.model, data_root) if backend.model else None,
+            options=backend.options,
+        ),
+        narrowing=Narrowing(
+            shortlist=shortlist,
+            example_k=examples.k if examples else DEFAULT_EXAMPLE_K,
+            tree=pipeline.tree,
+        ),
+        attributes=pipeline.attributes,
+    )
+
+
 def make_llm_pipeline(config: EvalConfig, taxonomy: Taxonomy, data_root: Path, template: str | None) -> Pipeline:
-    from tagger.backends import make_backend
-    from tagger.pipeline import Tagger
-    from tagger.prompt import load_template
+    from tagger.build import build_tagger
 
-    chosen = template or (config.resolve(config.template, data_root) if config.template else None)
-    model = config.resolve(config.backend.model, data_root) if config.backend.model else None
-    shortlist, examples = None, None
-    spec = config.pipeline.examples
-    if config.pipeline.shortlist is not None or spec is not None:
-        from tagger.retrieval import build_narrowing
-        from tagger.retrieval.examples import DEFAULT_K
-
-        k = spec.k if spec is not None else DEFAULT_K
-        pool = example_pool(config, taxonomy, data_root)
-        shortlist, examples = build_narrowing(taxonomy, config.pipeline.shortlist, pool, k)
-    backend = make_backend("llamacpp", model)
-    tree = config.pipeline.tree
-    return Tagger(taxonomy, backend, load_template(chosen), shortlist=shortlist, examples=examples, tree=tree)
+    pool = example_pool(config, taxonomy, data_root)  # the pool is given as items: it may be the dataset itself
+    return build_tagger(tagger_spec(config, data_root, template), taxonomy=taxonomy, pool=pool)
 
 
 def make_minilm_pipeline(taxonomy: Taxonomy) -> Pipeline:
@@ -189,7 +202,44 @@ def run_eval(
         for name, baseline in baselines(main, taxonomy):
             outcome.owned.append(baseline)
             outcome.runs.append(run_pipeline(name, baseline, outcome, on_progress))
+    if any(m.startswith("attribute_") for m in config.metrics) and config.backend.name != "minilm":
+        lexical = lexical_baseline(outcome, example_pool(config, taxonomy, data_root))
+        outcome.runs.append(run_pipeline("lexical", lexical, outcome, on_progress))
     return outcome
+
+
+class _OnCategories:
+    """A baseline that tags attributes of a given category, run on the categories the main run chose (the gold
+    ones where the eval gives them), so that its attributes and the main run's answer for the same categories."""
+
+    def __init__(self, inner: Pipeline, chosen: dict[str, Category]) -> None:
+        self.inner, self.chosen, self.provenance = inner, chosen, inner.provenance
+
+    def tag_batch(self, products: Sequence[Product], categories: Sequence[Category] | None = None) -> list[Record]:
+        if categories is not None:
+            return self.inner.tag_batch(products, categories)
+        records: list[Record] = []
+        for product in products:
+            category = self.chosen.get(product.id)
+            if category is None:  # the main run failed this product: so does its baseline
+                info = ErrorInfo(kind="no_category", message="the main run chose no category")
+                records.append(ErrorRecord(id=product.id, error=info))
+            else:
+                records += self.inner.tag_batch([product], [category])
+        return records
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def lexical_baseline(outcome: EvalOutcome, pool: Sequence[PoolItem] | None) -> Pipeline:
+    """String matching alone (with the eval's pool, when it has one): the bar the pipeline's attributes must clear."""
+    from tagger.evidence import LexicalTagger
+
+    chosen = {
+        r.id: outcome.taxonomy.categories[r.category.id] for r in outcome.main.records if isinstance(r, TagRecord)
+    }
+    return _OnCategories(LexicalTagger(outcome.taxonomy, pool), chosen)
 
 
 def baselines(main: Pipeline, taxonomy: Taxonomy) -> list[tuple[str, Pipeline]]:

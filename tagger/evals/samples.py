@@ -10,7 +10,7 @@ from typing import Any
 from tagger.product import Product
 from tagger.records import ErrorRecord, Record
 from tagger.taxonomy import Taxonomy
-from tagger.validate import OutputError, check_record
+from tagger.validate import AnswerError, check_record
 
 NA = frozenset({"", "n/a", "na", "none", "null", "-"})
 
@@ -90,7 +90,7 @@ def score(record: Record, gold: Gold, taxonomy: Taxonomy, product: Product) -> S
         try:
             check_record(values, taxonomy.categories[predicted], taxonomy, product.text)
             conforms = True
-        except (OutputError, KeyError):
+        except (AnswerError, KeyError):
             conforms = False
     return ScoredSample(
         id=product.id,

@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from tagger.errors import TaggerError
 from tagger.records import ErrorRecord, TagRecord, to_json_line
 
 JOURNAL_SUFFIX = ".journal.jsonl"
 PARQUET_CHUNK_ROWS = 5_000
 
 
-class OutputError(RuntimeError):
+class ForeignOutputError(TaggerError):
     """The output file is not one that a tagger run wrote."""
 
 
@@ -44,7 +45,7 @@ class Journal:
                 try:
                     yield str(json.loads(line)["id"])
                 except (ValueError, KeyError, TypeError) as exc:
-                    raise OutputError(
+                    raise ForeignOutputError(
                         f"{self.path} line {number} is not a tagger record ({exc}); "
                         "use --restart to start over, or write to another --output"
                     ) from exc
@@ -114,7 +115,10 @@ def _arrow_schema() -> Any:
             ("id", pa.string()),
             ("category_id", pa.string()),
             ("category_path", pa.list_(pa.string())),
+            ("category_confidence", pa.float64()),
+            ("category_evidence", pa.string()),  # JSON, as provenance
             ("attributes", pa.map_(pa.string(), pa.list_(pa.string()))),
+            ("evidence", pa.string()),  # JSON: a list of {attribute, value, source, spans, confidence}
             ("warnings", pa.list_(pa.string())),
             ("reused_from", pa.string()),
             ("prompt_tokens", pa.int64()),
@@ -130,7 +134,10 @@ def record_to_row(record: TagRecord) -> dict[str, Any]:
         "id": record.id,
         "category_id": record.category.id,
         "category_path": record.category.path,
+        "category_confidence": record.category.confidence,
+        "category_evidence": record.category.evidence.model_dump_json() if record.category.evidence else None,
         "attributes": list(record.attributes.items()),
+        "evidence": json.dumps([e.model_dump() for e in record.evidence], ensure_ascii=False),
         "warnings": record.warnings,
         "reused_from": record.reused_from,
         "prompt_tokens": record.usage.prompt_tokens,
@@ -144,8 +151,14 @@ def row_to_record(row: dict[str, Any]) -> TagRecord:
     return TagRecord.model_validate(
         {
             "id": row["id"],
-            "category": {"id": row["category_id"], "path": row["category_path"]},
+            "category": {
+                "id": row["category_id"],
+                "path": row["category_path"],
+                "confidence": row.get("category_confidence"),
+                "evidence": json.loads(row["category_evidence"]) if row.get("category_evidence") else None,
+            },
             "attributes": dict(row["attributes"] or []),
+            "evidence": json.loads(row.get("evidence") or "[]"),  # files written before evidence existed have none
             "warnings": row["warnings"] or [],
             "reused_from": row["reused_from"],
             "usage": {k: row[k] for k in ("prompt_tokens", "completion_tokens", "seconds")},

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from tagger.errors import TaggerError
 from tagger.product import MAX_DESCRIPTION_CHARS, Columns, Product, ProductError, product_from_record
 
 Row = tuple[int, Product | ProductError]
@@ -24,16 +25,20 @@ _SUFFIXES |= {".parquet": "parquet", ".pq": "parquet"}
 PARQUET_BATCH_ROWS = 1024
 
 
+class InputError(TaggerError, ValueError):
+    """The input as a whole cannot be read (its format, a missing column); one bad row is a reject instead."""
+
+
 def detect_format(source: str | Path, given: str | None = None) -> str:
     if given is not None:
         if given not in FORMATS:
-            raise ValueError(f"unknown input format {given!r}; choose one of {', '.join(FORMATS)}")
+            raise InputError(f"unknown input format {given!r}; choose one of {', '.join(FORMATS)}")
         return given
     if str(source) == STDIN:
         return "jsonl"
     suffix = Path(source).suffix.lower()
     if suffix not in _SUFFIXES:
-        raise ValueError(f"cannot tell the format of {source} from its suffix; give --input-format")
+        raise InputError(f"cannot tell the format of {source} from its suffix; give --input-format")
     return _SUFFIXES[suffix]
 
 
@@ -43,7 +48,7 @@ def read_rows(source: str | Path, fmt: str | None = None, columns: Columns | Non
     col = columns or Columns()
     if fmt == "parquet":
         if str(source) == STDIN:
-            raise ValueError("Parquet cannot be read from standard input; give a file")
+            raise InputError("Parquet cannot be read from standard input; give a file")
         yield from _parquet_rows(Path(source), col)
         return
     if str(source) == STDIN:
@@ -95,7 +100,7 @@ def _csv_rows(handle: IO[bytes], delimiter: str, col: Columns) -> Iterator[Row]:
         return
     missing = [name for name in (col.id, col.title) if name not in header]
     if missing:
-        raise ValueError(f"the CSV header has no column {missing[0]!r} (columns: {', '.join(header[:20])})")
+        raise InputError(f"the CSV header has no column {missing[0]!r} (columns: {', '.join(header[:20])})")
     while True:
         start = reader.line_num + 1
         try:
@@ -125,7 +130,7 @@ def _parquet_rows(path: Path, col: Columns) -> Iterator[Row]:
     present = set(parquet.schema_arrow.names)
     missing = [name for name in (col.id, col.title) if name not in present]
     if missing:
-        raise ValueError(f"{path} has no column {missing[0]!r} (columns: {', '.join(sorted(present)[:20])})")
+        raise InputError(f"{path} has no column {missing[0]!r} (columns: {', '.join(sorted(present)[:20])})")
     wanted = [name for name in col.names if name in present]
     row = 0
     for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):

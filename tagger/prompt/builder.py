@@ -8,7 +8,7 @@ from typing import Any
 
 from tagger.product import Product
 from tagger.prompt.render import Message, PromptTemplate
-from tagger.taxonomy import Category, Taxonomy
+from tagger.taxonomy import Attribute, Category, Taxonomy
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,13 @@ class PromptBuilder:
         return self._render(product, "category", examples, categories=paths)
 
     def attribute_messages(
-        self, product: Product, category: Category, examples: Sequence[Example] = ()
+        self,
+        product: Product,
+        category: Category,
+        examples: Sequence[Example] = (),
+        attributes: Sequence[Attribute] | None = None,
     ) -> list[Message]:
+        """The attribute stage: the category's attributes, or `attributes` (the choices left to the model)."""
         # Attribute objects, not dicts: in Jinja `attribute.values` on a dict would be the dict's method.
-        attributes = self.taxonomy.attributes_for(category.id)
-        return self._render(product, "attributes", examples, category=category.full_path, attributes=attributes)
+        shown = self.taxonomy.attributes_for(category.id) if attributes is None else attributes
+        return self._render(product, "attributes", examples, category=category.full_path, attributes=shown)

@@ -18,13 +18,14 @@ from typing import Any, Literal
 import jinja2
 
 from tagger._paths import bundled
+from tagger.errors import TaggerError
 
 Role = Literal["system", "user", "assistant"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
 DEFAULT_TEMPLATE = "default"
 
 
-class PromptError(ValueError):
+class PromptError(TaggerError, ValueError):
     """A template could not be found or rendered; the message names the template and the cause."""
 
 

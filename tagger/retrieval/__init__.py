@@ -3,12 +3,10 @@ few-shot examples from a labeled pool, and the k-NN baseline over that pool."""
 
 from tagger.retrieval.embeddings import CategoryIndex, Embedder
 from tagger.retrieval.examples import ExamplePool, PoolItem, read_pool
-from tagger.retrieval.narrowing import DEFAULT_SHORTLIST, build_narrowing
 from tagger.retrieval.nearest import NearestCategoryTagger, NearestExampleTagger
 from tagger.retrieval.shortlist import Shortlister
 
 __all__ = [
-    "DEFAULT_SHORTLIST",
     "CategoryIndex",
     "Embedder",
     "ExamplePool",
@@ -16,6 +14,5 @@ __all__ = [
     "NearestExampleTagger",
     "PoolItem",
     "Shortlister",
-    "build_narrowing",
     "read_pool",
 ]

@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 
 from tagger.clean import Cleaner, content_key
+from tagger.errors import TaggerError
 from tagger.product import Columns, Product, ProductError, product_from_record
 from tagger.retrieval.embeddings import Embedder, Vectors
 from tagger.retrieval.shortlist import query_text
 from tagger.taxonomy import PATH_SEPARATOR, Category, Taxonomy
-
-DEFAULT_K = 3
 
 
 @dataclass(frozen=True)
@@ -51,14 +50,19 @@ def read_pool(path: Path, taxonomy: Taxonomy, columns: Columns | None = None) ->
         for row, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            record = json.loads(line)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TaggerError(f"example pool {path}, line {row}: not JSON ({exc.msg})") from exc
+            if not isinstance(record, dict):
+                raise TaggerError(f"example pool {path}, line {row}: not a JSON object")
             category = _category(record.get("category"), taxonomy)
             if category is None:
                 continue
             try:
                 product = product_from_record(record, row, columns)
             except ProductError as exc:
-                raise ValueError(f"example pool {path}: {exc}") from exc
+                raise TaggerError(f"example pool {path}: {exc}") from exc
             items.append(PoolItem(product, category, dict(record.get("attributes") or {})))
     return items
 
@@ -76,8 +80,8 @@ class ExamplePool:
     def __init__(
         self,
         items: Sequence[PoolItem],
-        embedder: Embedder | None = None,
-        k: int = DEFAULT_K,
+        embedder: Embedder,
+        k: int,
         cleaner: Cleaner | None = None,
     ) -> None:
         if not items:
@@ -85,7 +89,7 @@ class ExamplePool:
         # Cleaned as the products they are compared with are, so that a product's own row is recognized by content.
         clean = cleaner or Cleaner()
         self.items = [PoolItem(clean.clean(i.product).product, i.category, i.attributes) for i in items]
-        self.embedder = embedder or Embedder()
+        self.embedder = embedder
         self.k = k
         self._vectors: Vectors = self.embedder.encode([query_text(i.product) for i in self.items])
         self._keys = [content_key(i.product) for i in self.items]

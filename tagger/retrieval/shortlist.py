@@ -13,8 +13,6 @@ from tagger.product import Product
 from tagger.retrieval.embeddings import CategoryIndex, Embedder
 from tagger.taxonomy import Category, Taxonomy
 
-DEFAULT_K = 10
-
 
 def query_text(product: Product) -> str:
     """What a product is searched by: its title and brand (descriptions repeat spec tables that blur the vector)."""
@@ -25,8 +23,8 @@ def query_text(product: Product) -> str:
 class Shortlister:
     """Top-k categories per product. Any `Embedder` works, so a better embedding model is a constructor argument."""
 
-    def __init__(self, taxonomy: Taxonomy, embedder: Embedder | None = None, k: int = DEFAULT_K) -> None:
-        self.embedder = embedder or Embedder()
+    def __init__(self, taxonomy: Taxonomy, embedder: Embedder, k: int) -> None:
+        self.embedder = embedder
         self.index = CategoryIndex(taxonomy, self.embedder)
         self.k = k
 

@@ -1,8 +1,8 @@
 """Taxonomy -> pydantic models -> JSON Schemas, one per generation stage.
 
 Stage 1 answers `{"category": <one full path>}`; stage 2 answers `{<attribute handle>: <value(s)>}` with only the
-attributes of the chosen category. Both are closed objects with fixed whitespace: see STACK.md for why small models
-need both (extra keys and newline loops otherwise).
+attributes of the chosen category. Both are closed objects with fixed whitespace: see docs/measured.md for why small
+models need both (extra keys and newline loops otherwise).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tagger.taxonomy import Attribute, Category, Taxonomy
 
-MAX_LIST_ITEMS = 3  # small models repeat a tag until the bound (STACK.md); a low one wastes fewer tokens
+MAX_LIST_ITEMS = 3  # small models repeat a tag until the bound (docs/measured.md); a low one wastes fewer tokens
 MAX_EXTRACT_CHARS = 80
 SHORTLIST_SCHEMAS_KEPT = 4096
 

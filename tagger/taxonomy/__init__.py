@@ -1,7 +1,8 @@
 """Taxonomies: the closed world every tag must belong to.
 
-`load_taxonomy(spec)` takes `None` (the bundled default), a path to tagger's YAML format, `shopify:DIR` or
-`google:FILE`.
+`load_taxonomy(spec)` takes `None` (the bundled default), a path to tagger's YAML format, `shopify` or `google`
+(the copies shipped with tagger: Shopify's Standard Product Taxonomy 2025-08, Google's 2021-09-21), `shopify:DIR`
+(a folder of Shopify's source files) or `google:FILE` (Google's `taxonomy-with-ids.<locale>.txt`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tagger._paths import bundled, cache_dir
+from tagger.taxonomy.bundle import BUNDLED, load_bundled
 from tagger.taxonomy.google import load_google_taxonomy
 from tagger.taxonomy.model import PATH_SEPARATOR, Attribute, Category, Taxonomy, TaxonomyError
 from tagger.taxonomy.shopify import load_shopify_taxonomy
 from tagger.taxonomy.yaml_format import load_yaml_taxonomy, taxonomy_from_dict
 
 __all__ = [
+    "BUNDLED",
     "PATH_SEPARATOR",
     "Attribute",
     "Category",
@@ -28,17 +31,19 @@ __all__ = [
     "taxonomy_from_dict",
 ]
 
-_CACHE_FORMAT = "3"
+_CACHE_FORMAT = "4"  # 4: attributes carry aliases
 
 
 def default_taxonomy_path() -> Path:
-    return bundled("schemas") / "default.yaml"
+    return bundled("taxonomies") / "default.yaml"
 
 
 def load_taxonomy(spec: str | Path | None = None) -> Taxonomy:
     if spec is None:
         return load_yaml_taxonomy(default_taxonomy_path())
     text = str(spec)
+    if isinstance(spec, str) and spec in BUNDLED:  # a file of that name is still reachable as ./shopify
+        return load_bundled(spec)
     kind, sep, rest = text.partition(":")
     if sep and kind == "shopify":
         root = _existing(rest, "Shopify taxonomy folder")

@@ -13,16 +13,23 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from tagger.errors import TaggerError
+
 PATH_SEPARATOR = " > "
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(TaggerError, ValueError):
     """A taxonomy file is malformed or inconsistent."""
 
 
 @dataclass(frozen=True)
 class Attribute:
-    """One attribute. `values` is the closed list; an extractive attribute has none and takes a span of the text."""
+    """One attribute. `values` is the closed list; an extractive attribute has none and takes a span of the text.
+
+    `aliases` maps a value to other names that mean it (an abbreviation, a spelling without accents): text that says
+    "PVC" is evidence for "Polyvinyl chloride (PVC)". An alias is never a value itself and belongs to one value only,
+    so it can be read back to exactly one value; the model still answers with the values.
+    """
 
     handle: str
     name: str
@@ -31,12 +38,30 @@ class Attribute:
     extractive: bool = False
     description: str = ""
     values_from: str | None = None  # the attribute whose value list this one shares (Shopify's extended attributes)
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.extractive and self.values:
             raise TaxonomyError(f"attribute {self.handle!r}: an extractive attribute cannot list values")
         if not self.extractive and not self.values:
             raise TaxonomyError(f"attribute {self.handle!r}: no values (mark it extractive for free text)")
+        if self.aliases:
+            self._check_aliases()
+
+    def _check_aliases(self) -> None:
+        values = {v.casefold() for v in self.values}
+        owner: dict[str, str] = {}
+        for value, aliases in self.aliases.items():
+            if value not in self.values:
+                raise TaxonomyError(f"attribute {self.handle!r}: aliases for {value!r}, which is not one of its values")
+            for alias in aliases:
+                key = alias.casefold()
+                if not alias.strip() or key in values:
+                    raise TaxonomyError(f"attribute {self.handle!r}: alias {alias!r} of {value!r} is empty or a value")
+                if owner.setdefault(key, value) != value:
+                    raise TaxonomyError(
+                        f"attribute {self.handle!r}: alias {alias!r} belongs to both {owner[key]!r} and {value!r}"
+                    )
 
 
 @dataclass
@@ -145,9 +170,7 @@ class Taxonomy:
         """A hash of the content (tree, attributes, values, tags): a version string alone may not change on an edit."""
         content = {
             "categories": [(c.id, c.path, c.attributes) for c in self.categories.values()],
-            "attributes": [
-                (a.handle, a.name, a.values, a.multi, a.extractive, a.values_from) for a in self.attributes.values()
-            ],
+            "attributes": [_attribute_content(a) for a in self.attributes.values()],
             "tags": self.tags,
         }
         return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()[:16]
@@ -201,3 +224,11 @@ class Taxonomy:
             "extractive_attributes": sum(a.extractive for a in self.attributes.values()),
             "tags": len(self.tags),
         }
+
+
+def _attribute_content(attribute: Attribute) -> tuple[object, ...]:
+    a = attribute
+    content: tuple[object, ...] = (a.handle, a.name, a.values, a.multi, a.extractive, a.values_from)
+    # Aliases are added only where there are some, so that a taxonomy without any keeps its earlier fingerprint
+    # (and the result cache entries keyed by it).
+    return (*content, sorted(a.aliases.items())) if a.aliases else content

@@ -8,6 +8,8 @@ DIR/VERSION                 e.g. 2025-08-unstable
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ import yaml
 from tagger.taxonomy.model import Attribute, Category, Taxonomy, TaxonomyError
 
 GID_PREFIX = "gid://shopify/TaxonomyCategory/"
+# "Polyvinyl chloride (PVC)", "Small (S)": a name followed by its abbreviation (capitals or digits, no spaces).
+_ABBREVIATED = re.compile(r"(?P<full>.*\S)\s*\((?P<short>[A-Z0-9][A-Z0-9+&./-]*)\)")
 
 try:  # the C loader is ~5x faster on these 100k-line files
     _Loader: Any = yaml.CSafeLoader
@@ -32,9 +36,11 @@ def _read(path: Path) -> Any:
 
 def load_shopify_taxonomy(root: Path) -> Taxonomy:
     data = root / "data"
-    values = {v["friendly_id"]: str(v["name"]) for v in _read(data / "values.yml")}
+    raw_values = _read(data / "values.yml")
+    values = {v["friendly_id"]: str(v["name"]) for v in raw_values}
+    aliases = {v["friendly_id"]: value_aliases(str(v["name"]), str(v["handle"])) for v in raw_values}
     attribute_doc = _read(data / "attributes.yml")
-    attributes = _attributes(attribute_doc, values)
+    attributes = _attributes(attribute_doc, values, aliases)
     categories: list[Category] = []
     files = sorted((data / "categories").glob("*.yml"))
     if not files:
@@ -54,12 +60,45 @@ def load_shopify_taxonomy(root: Path) -> Taxonomy:
     return Taxonomy("shopify", version, categories, attributes)
 
 
-def _attributes(doc: dict[str, Any], values: dict[str, str]) -> list[Attribute]:
+def value_aliases(name: str, handle: str) -> tuple[str, ...]:
+    """Other names for a value where Shopify's own data gives one: the handle's spelling without accents
+    ("Macramé", handle `..__macrame`: "Macrame"), and both halves of "Full name (ABBR)"."""
+    found: list[str] = []
+    plain = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    if plain != name and _words(plain) == _words(handle.partition("__")[2]):
+        found.append(plain)
+    match = _ABBREVIATED.fullmatch(name)
+    if match:
+        found += [match["full"], match["short"]]
+    return tuple(dict.fromkeys(found))
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def _usable_aliases(names: tuple[str, ...], aliases: list[tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """Aliases that name exactly one value of the attribute: never another value's name, never two values'."""
+    taken = {n.casefold() for n in names}
+    owners: dict[str, set[str]] = {}
+    for name, found in zip(names, aliases, strict=True):
+        for alias in found:
+            owners.setdefault(alias.casefold(), set()).add(name)
+    usable: dict[str, tuple[str, ...]] = {}
+    for name, found in zip(names, aliases, strict=True):
+        kept = tuple(a for a in found if a.casefold() not in taken and len(owners[a.casefold()]) == 1)
+        if kept:
+            usable[name] = kept
+    return usable
+
+
+def _attributes(doc: dict[str, Any], values: dict[str, str], aliases: dict[str, tuple[str, ...]]) -> list[Attribute]:
     # The handle is Shopify's friendly_id: categories link by it, and unlike `handle` it is unique
     # (two extended attributes reuse a base attribute's handle).
     by_friendly: dict[str, Attribute] = {}
     for raw in doc["base_attributes"]:
         # Shopify stores category attributes as lists of values (list.metaobject_reference), hence multi.
+        first = {values[v]: v for v in reversed(raw["values"])}  # a name listed twice keeps its first handle
         names = tuple(dict.fromkeys(values[v] for v in raw["values"]))
         by_friendly[raw["friendly_id"]] = Attribute(
             handle=raw["friendly_id"],
@@ -67,6 +106,7 @@ def _attributes(doc: dict[str, Any], values: dict[str, str]) -> list[Attribute]:
             values=names,
             multi=True,
             description=raw.get("description", ""),
+            aliases=_usable_aliases(names, [aliases[first[n]] for n in names]),
         )
     for raw in doc.get("extended_attributes") or ():
         base = by_friendly[raw["values_from"]]
@@ -77,5 +117,6 @@ def _attributes(doc: dict[str, Any], values: dict[str, str]) -> list[Attribute]:
             multi=True,
             description=raw.get("description", ""),
             values_from=base.handle,
+            aliases=base.aliases,
         )
     return list(by_friendly.values())

@@ -4,6 +4,10 @@ name: my-shop
 version: "2026-11"
 attributes:
   color: {name: Color, values: [Black, White], multi: true}
+  material:
+    values:
+      - Cotton
+      - {name: Polyvinyl chloride, aliases: [PVC, vinyl]}   # a value with other names for it
   brand: {name: Brand, extractive: true}
 categories:
   - name: Apparel
@@ -26,6 +30,7 @@ from tagger.taxonomy.model import Attribute, Category, Taxonomy, TaxonomyError
 
 _ATTRIBUTE_KEYS = {"name", "values", "multi", "extractive", "description"}
 _CATEGORY_KEYS = {"name", "id", "attributes", "children"}
+_VALUE_KEYS = {"name", "aliases"}
 
 
 def slug(text: str) -> str:
@@ -58,17 +63,40 @@ def _attribute(handle: str, spec: dict[str, Any], source: str) -> Attribute:
     unknown = set(spec) - _ATTRIBUTE_KEYS
     if unknown:
         raise TaxonomyError(f"{source}: attribute {handle!r} has unknown keys {sorted(unknown)}")
-    values = [str(v) for v in spec.get("values") or ()]
+    values: list[str] = []
+    aliases: dict[str, tuple[str, ...]] = {}
+    for item in spec.get("values") or ():
+        value, names = _value(item, f"{source}: attribute {handle!r}")
+        values.append(value)
+        if names:
+            aliases[value] = names
     if len(set(values)) != len(values):
         raise TaxonomyError(f"{source}: attribute {handle!r} lists a value twice")
-    return Attribute(
-        handle=str(handle),
-        name=str(spec.get("name", handle)),
-        values=tuple(values),
-        multi=bool(spec.get("multi", False)),
-        extractive=bool(spec.get("extractive", False)),
-        description=str(spec.get("description", "")),
-    )
+    try:
+        return Attribute(
+            handle=str(handle),
+            name=str(spec.get("name", handle)),
+            values=tuple(values),
+            multi=bool(spec.get("multi", False)),
+            extractive=bool(spec.get("extractive", False)),
+            description=str(spec.get("description", "")),
+            aliases=aliases,
+        )
+    except TaxonomyError as exc:
+        raise TaxonomyError(f"{source}: {exc}") from None
+
+
+def _value(item: Any, where: str) -> tuple[str, tuple[str, ...]]:
+    """A value is a plain string, or `{name: ..., aliases: [...]}`."""
+    if not isinstance(item, dict):
+        return str(item), ()
+    unknown = set(item) - _VALUE_KEYS
+    if unknown or "name" not in item:
+        raise TaxonomyError(f"{where}: a value mapping takes name and aliases, got {sorted(item)}")
+    aliases = item.get("aliases") or []
+    if not isinstance(aliases, list):
+        raise TaxonomyError(f"{where}: the aliases of {item['name']!r} must be a list")
+    return str(item["name"]), tuple(dict.fromkeys(str(a) for a in aliases))
 
 
 def _walk(nodes: Any, parent: Category | None, path: tuple[str, ...], out: list[Category], source: str) -> None:
