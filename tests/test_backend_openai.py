@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tagger.backends import Decoding, Request
-from tagger.backends.openai import OpenAIBackend, parse_response, request_body
+from tagger.backends.openai import OpenAIBackend, parse_logprobs, parse_response, request_body
 from tagger.prompt import Message
 from tagger.schema import SchemaSet
 from tagger.taxonomy import Taxonomy
@@ -46,6 +46,82 @@ def test_request_body_in_both_structured_modes(default_taxonomy: Taxonomy) -> No
 def test_parse_response() -> None:
     completion = parse_response(OK)
     assert (completion.text, completion.prompt_tokens, completion.completion_tokens) == ('{"a": 1}', 5, 3)
+
+
+def _content(*tokens: tuple[str, float]) -> list[dict[str, object]]:
+    """`logprobs.content` as a server sends it: each token's text, logprob and UTF-8 bytes."""
+    return [{"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []} for t, lp in tokens]
+
+
+def test_logprobs_are_asked_for_by_default_and_can_be_turned_off() -> None:
+    assert request_body(Request(ASK, None, 8), "m", Decoding(), "structured_outputs")["logprobs"] is True
+    assert "logprobs" not in request_body(Request(ASK, None, 8), "m", Decoding(), "structured_outputs", False)
+    assert "top_logprobs" not in request_body(Request(ASK, None, 8), "m", Decoding(), "structured_outputs")
+
+
+def test_parse_response_reads_the_token_logprobs() -> None:
+    data = {
+        "choices": [
+            {
+                "message": {"content": '{"a":"b"}'},
+                "finish_reason": "stop",
+                "logprobs": {"content": _content(('{"', 0.0), ("a", -0.5), ('":"', 0.0), ("b", -1.25), ('"}', 0.0))},
+            }
+        ]
+    }
+    completion = parse_response(data)
+    assert [(t.text, t.logprob) for t in completion.tokens] == [
+        ('{"', 0.0),
+        ("a", -0.5),
+        ('":"', 0.0),
+        ("b", -1.25),
+        ('"}', 0.0),
+    ]
+    assert parse_response(OK).tokens == ()  # a server that sends no logprobs: no tokens, the text as ever
+
+
+def test_a_character_split_over_tokens_is_whole_in_the_token_that_completes_it() -> None:
+    # "é" as two byte tokens: each token string alone is a replacement character, the bytes are exact
+    content = [
+        {"token": '{"c":"caf', "logprob": -0.1, "bytes": list(b'{"c":"caf')},
+        {"token": "\ufffd", "logprob": -0.2, "bytes": [0xC3]},
+        {"token": "\ufffd", "logprob": -0.3, "bytes": [0xA9]},
+        {"token": '"}', "logprob": 0.0, "bytes": list(b'"}')},
+    ]
+    tokens = parse_logprobs({"content": content}, '{"c":"café"}')
+    assert [t.text for t in tokens] == ['{"c":"caf', "", "é", '"}']
+    assert [t.logprob for t in tokens] == [-0.1, -0.2, -0.3, 0.0]
+
+
+def test_logprobs_that_do_not_spell_the_text_or_miss_a_value_are_dropped() -> None:
+    assert parse_logprobs({"content": _content(('{"a":', -0.1), ('"x"}', -0.2))}, '{"a":"b"}') == ()
+    missing = _content(('{"a":', -0.1), ('"b"}', -0.2))
+    missing[1]["logprob"] = None
+    assert parse_logprobs({"content": missing}, '{"a":"b"}') == ()
+    without_bytes = [{"token": t, "logprob": lp} for t, lp in [('{"a":', -0.1), ('"b"}', -0.2)]]
+    assert [t.text for t in parse_logprobs({"content": without_bytes}, '{"a":"b"}')] == ['{"a":', '"b"}']
+    assert parse_logprobs(None, "x") == () and parse_logprobs({"content": None}, "x") == ()
+    with_eos = parse_logprobs({"content": _content(("o", -0.1), ("k", -0.2), ("<|im_end|>", -0.01))}, "ok")
+    assert [t.text for t in with_eos] == ["o", "k"]
+
+
+def test_the_backend_sends_the_flag_and_returns_the_tokens() -> None:
+    bodies: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        choice = {
+            "message": {"content": "ok"},
+            "finish_reason": "stop",
+            "logprobs": {"content": _content(("o", -0.25), ("k", -0.5))},
+        }
+        return httpx.Response(200, json={"choices": [choice]})
+
+    [completion] = _backend(handler).generate([Request(ASK, None, 8)])
+    assert bodies[0]["logprobs"] is True
+    assert [(t.text, t.logprob) for t in completion.tokens] == [("o", -0.25), ("k", -0.5)]
+    _backend(handler, logprobs=False).generate([Request(ASK, None, 8)])
+    assert "logprobs" not in bodies[1]
 
 
 def _backend(handler: object, **options: object) -> OpenAIBackend:

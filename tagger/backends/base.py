@@ -7,6 +7,7 @@ run goes on. Whatever a backend promises about the schema, its text is re-valida
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, runtime_checkable
@@ -36,6 +37,16 @@ class Request:
     max_tokens: int
 
 
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token: its text and the log-probability the model gave it UNDER THE CONSTRAINT, i.e. the
+    log-softmax of the logits after the grammar mask (forbidden tokens at -inf), at temperature 1, whatever the
+    sampling temperature. A token the constraint forces has logprob 0."""
+
+    text: str
+    logprob: float
+
+
 @dataclass
 class Completion:
     text: str = ""
@@ -45,10 +56,33 @@ class Completion:
     completion_tokens: int = 0
     seconds: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
+    # The generated tokens in order, whose texts join to `text` exactly (`joined_tokens` enforces it); the stop
+    # token is not among them. Empty when the backend cannot give them (no constraint, a server without logprobs).
+    tokens: tuple[TokenLogprob, ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def texts_of_pieces(pieces: Sequence[bytes]) -> list[str]:
+    """Each token's text from its raw bytes. Byte-level tokenizers split a character over tokens (an emoji is 4
+    bytes): such a character belongs to the token that completes it, the others get "". Invalid bytes are dropped,
+    as llama.cpp and vLLM drop them when they build the completion text."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
+    texts = [decoder.decode(piece) for piece in pieces]
+    if texts:
+        texts[-1] += decoder.decode(b"", final=True)
+    return texts
+
+
+def joined_tokens(text: str, tokens: Sequence[TokenLogprob]) -> tuple[TokenLogprob, ...]:
+    """`tokens` when their texts join to `text`, else () with nothing recorded: a confidence read off tokens that
+    do not spell the answer would be credited to the wrong characters. (A tokenizer whose single-token decode
+    differs from its running decode, e.g. a SentencePiece word-start space, is the usual cause.)"""
+    if "".join(t.text for t in tokens) != text:
+        return ()
+    return tuple(tokens)
 
 
 @runtime_checkable

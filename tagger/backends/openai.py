@@ -17,7 +17,17 @@ from typing import Any, Literal
 
 import httpx
 
-from tagger.backends.base import Backend, BackendOptions, Completion, Decoding, NoEngine, Request
+from tagger.backends.base import (
+    Backend,
+    BackendOptions,
+    Completion,
+    Decoding,
+    NoEngine,
+    Request,
+    TokenLogprob,
+    joined_tokens,
+    texts_of_pieces,
+)
 
 Structured = Literal["structured_outputs", "response_format"]
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -27,7 +37,9 @@ ENV_API_KEY = "TAGGER_OPENAI_API_KEY"
 DEFAULT_CONCURRENCY = 8
 
 
-def request_body(request: Request, model: str, decoding: Decoding, structured: Structured) -> dict[str, Any]:
+def request_body(
+    request: Request, model: str, decoding: Decoding, structured: Structured, logprobs: bool = True
+) -> dict[str, Any]:
     """The JSON body for one chat completion (no network: tested on its own)."""
     body: dict[str, Any] = {
         "model": model,
@@ -36,6 +48,8 @@ def request_body(request: Request, model: str, decoding: Decoding, structured: S
         "temperature": decoding.temperature,
         "seed": decoding.seed,
     }
+    if logprobs:  # the chosen token's logprob only (no top_logprobs): a few bytes a token
+        body["logprobs"] = True
     if request.schema is not None:
         if structured == "structured_outputs":
             body["structured_outputs"] = {"json": request.schema.json_schema}
@@ -53,12 +67,38 @@ def request_body(request: Request, model: str, decoding: Decoding, structured: S
 def parse_response(data: dict[str, Any]) -> Completion:
     choice = data["choices"][0]
     usage = data.get("usage") or {}
-    return Completion(
+    completion = Completion(
         text=(choice.get("message") or {}).get("content") or "",
         finish_reason=choice.get("finish_reason") or "stop",
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
     )
+    completion.tokens = parse_logprobs(choice.get("logprobs"), completion.text)
+    return completion
+
+
+def parse_logprobs(logprobs: Any, text: str) -> tuple[TokenLogprob, ...]:
+    """The tokens of `choices[0].logprobs.content` (`{token, logprob, bytes}` each), or () when the server sent none,
+    left one out, or its tokens do not spell the text. The texts come from `bytes` where every token has them (a
+    character split over tokens is then whole in the token that completes it), else from `token`; whichever joins
+    to the text is kept. vLLM's logprobs are after the structured-output mask (its runner masks the logits before
+    the sampler computes them); other servers' are what they report."""
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not content or any(not isinstance(t, dict) or not isinstance(t.get("logprob"), int | float) for t in content):
+        return ()
+    values = [min(float(t["logprob"]), 0.0) for t in content]  # float rounding can give a forced token +1e-7
+    spellings = []
+    if all(isinstance(t.get("bytes"), list) for t in content):
+        spellings.append(texts_of_pieces([bytes(t["bytes"]) for t in content]))
+    if all(isinstance(t.get("token"), str) for t in content):
+        spellings.append([t["token"] for t in content])
+    for texts in spellings:
+        tokens = [TokenLogprob(t, v) for t, v in zip(texts, values, strict=True)]
+        # vLLM lists the end-of-sequence token too ("<|im_end|>"), with no text in the answer: left out
+        joined = joined_tokens(text, tokens) or joined_tokens(text, tokens[:-1])
+        if joined:
+            return joined
+    return ()
 
 
 class OpenAIBackend:
@@ -73,6 +113,7 @@ class OpenAIBackend:
         *,
         api_key: str | None = None,
         structured: Structured = "structured_outputs",
+        logprobs: bool = True,
         concurrency: int = DEFAULT_CONCURRENCY,
         timeout_s: float = 120.0,
         retries: int = 3,
@@ -87,6 +128,7 @@ class OpenAIBackend:
         self.model = model or os.environ.get(ENV_MODEL) or ""
         self._api_key = api_key or os.environ.get(ENV_API_KEY) or os.environ.get("OPENAI_API_KEY")
         self.structured: Structured = structured
+        self.logprobs = logprobs  # off for a server that refuses the field
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.retries = retries
@@ -127,7 +169,7 @@ class OpenAIBackend:
             return str(response.json()["data"][0]["id"])
 
     async def _post(self, client: httpx.AsyncClient, request: Request) -> Completion:
-        body = request_body(request, self.model, self.decoding, self.structured)
+        body = request_body(request, self.model, self.decoding, self.structured, self.logprobs)
         start = time.perf_counter()
         error = ""
         for attempt in range(self.retries + 1):

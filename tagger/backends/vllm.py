@@ -12,7 +12,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tagger.backends.base import Backend, BackendOptions, Completion, Decoding, NoEngine, Request
+from tagger.backends.base import (
+    Backend,
+    BackendOptions,
+    Completion,
+    Decoding,
+    NoEngine,
+    Request,
+    TokenLogprob,
+    joined_tokens,
+)
 
 # CPU flags with native bf16 matrix kernels; without them vLLM's CPU build falls back to slow bf16 matmuls.
 _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
@@ -93,7 +102,31 @@ def sampling_params(request: Request, decoding: Decoding) -> Any:
         temperature=decoding.temperature,
         seed=decoding.seed,
         structured_outputs=structured,
+        # The sampled token's logprob only. vLLM's default logprobs_mode, "raw_logprobs", is the log-softmax of the
+        # logits as the sampler receives them, and the model runner applies the structured-output bitmask before
+        # (vllm/v1/worker/gpu_model_runner.py `sample_tokens`, and gpu/model_runner.py): so it is after the mask,
+        # before penalties and temperature. "processed_logprobs" would add temperature and top-k/top-p.
+        logprobs=0,
     )
+
+
+def output_tokens(output: Any) -> tuple[TokenLogprob, ...]:
+    """The tokens of one vLLM `CompletionOutput` with their logprobs (`logprobs[i]` maps the sampled token id to a
+    `Logprob`), or () when they are missing or do not spell the text. The end-of-sequence token has a position but
+    no text: it is left out."""
+    positions = output.logprobs
+    if not positions or len(positions) != len(output.token_ids):
+        return ()
+    tokens = []
+    for token_id, position in zip(output.token_ids, positions, strict=True):
+        logprob = (position or {}).get(token_id)
+        if logprob is None:
+            return ()
+        tokens.append(TokenLogprob(logprob.decoded_token or "", min(float(logprob.logprob), 0.0)))
+    joined = joined_tokens(output.text, tokens)
+    if not joined and output.finish_reason == "stop":
+        joined = joined_tokens(output.text, tokens[:-1])
+    return joined
 
 
 class _HFTokenizer:
@@ -188,6 +221,7 @@ class VLLMBackend:
                     prompt_tokens=len(output.prompt_token_ids or ()),
                     completion_tokens=len(first.token_ids),
                     seconds=share,
+                    tokens=output_tokens(first),
                 )
             )
         return completions
