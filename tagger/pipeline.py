@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from tagger import __version__
 from tagger.backends import Backend, Completion, Request, make_backend
 from tagger.clean import Cleaned, Cleaner, CleaningConfig
+from tagger.confidence import attribute_probabilities, category_probability
 from tagger.product import Product
 from tagger.prompt import Example, Message, PromptBuilder, PromptError, PromptTemplate, load_template
 from tagger.records import (
@@ -201,6 +202,8 @@ class Tagger:
                 item.category = read_category(completion.text, self.taxonomy.by_path, truncated)
             except AnswerError as exc:
                 item.error = _error(item.product, exc.kind, str(exc))
+                continue
+            item.sure = _rounded(category_probability(completion.text, completion.tokens))  # the model's, uncalibrated
 
     def _category_requests(self, pending: list[_Pending]) -> list[tuple[_Pending, Request]]:
         """Category-stage requests under each product's narrowing; a product whose shortlist holds one category
@@ -291,10 +294,16 @@ class Tagger:
                 item.warnings.append(f"attributes: {exc}")
                 continue
             item.values, item.warnings = found.values, found.warnings
-            for handle, values in found.values.items():  # each chosen value keeps the evidence that offered it
-                item.evidence += [e for e in item.choices.get(handle, []) if e.value in values]
+            # Each chosen value keeps the evidence that offered it, with the model's probability of choosing it (read
+            # off its tokens under the constraint; uncalibrated), where the backend gives token log-probabilities.
+            chances = attribute_probabilities(completion.text, completion.tokens) if completion.tokens else {}
+            for handle, values in found.values.items():
+                chosen = [e for e in item.choices.get(handle, []) if e.value in values]
                 if handle in item.inferring:
-                    item.evidence += [Evidence(attribute=handle, value=v, source="inferred") for v in values]
+                    chosen = [Evidence(attribute=handle, value=v, source="inferred") for v in values]
+                for evidence in chosen:
+                    evidence.confidence = _rounded(chances.get(handle, {}).get(evidence.value))
+                item.evidence += chosen
         if self.evidence is not None:
             for item in pending:
                 self._settle(item)
@@ -405,6 +414,10 @@ class Tagger:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def _rounded(probability: float | None) -> float | None:
+    return None if probability is None else round(probability, 4)
 
 
 def _category_examples(shots: Sequence[PoolItem]) -> list[Example]:
