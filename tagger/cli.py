@@ -59,7 +59,12 @@ EXIT_ROWS_FAILED = 3  # `generate` finished, but some rows got an error record
 
 TaxonomyOpt = Annotated[
     Optional[str],
-    typer.Option("--taxonomy", "-t", help="A taxonomy YAML file; shopify or google (shipped with tagger); shopify:DIR or google:FILE [default: bundled]"),
+    typer.Option(
+        "--taxonomy",
+        "-t",
+        help="A taxonomy YAML file; shopify or google (shipped with tagger); shopify:DIR or google:FILE "
+        "[default: bundled]",
+    ),
 ]
 TemplateOpt = Annotated[
     Optional[str], typer.Option("--template", help="A template file or a bundled name [default: default]")

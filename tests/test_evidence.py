@@ -11,13 +11,13 @@ import pytest
 
 from tagger.clean import Cleaner
 from tagger.evals.config import default_data_root
+from tagger.evals.conformance import check_record, read_reference
 from tagger.evidence import EvidenceMatcher, LexicalTagger, PoolLexicon, PoolSettings
 from tagger.evidence.text import key
 from tagger.product import Columns, Product, product_from_record
 from tagger.records import Evidence, TagRecord
 from tagger.retrieval.examples import PoolItem
 from tagger.taxonomy import Attribute, Category, Taxonomy, load_taxonomy
-from tagger.evals.conformance import check_record, read_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
