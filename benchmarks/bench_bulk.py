@@ -7,7 +7,7 @@ In one process, on the embedded model and the default taxonomy, for N real produ
 replicated if N is larger):
 1. direct: the products, cleaned beforehand, through `Tagger.tag_cleaned` in batches of 8: the backend calls and
    validation only, no files, no cache;
-2. generate: the same rows from a JSONL file through `tagger.run.generate` (what `tagger generate` runs) into a JSONL
+2. generate: the same rows from a JSONL file through `tagger.run.tag_catalog` (what `tagger generate` runs) into a JSONL
    output, with a cold result cache: reading, cleaning, dedup, cache, journal, rejects;
 (1) and (2) take turns over --blocks blocks of the rows, each block through both, alternating which goes first:
 drift over a long run (the machine, the model's state) then falls on both alike.
@@ -37,7 +37,7 @@ from tagger.cache import ResultCache
 from tagger.evals.config import default_data_root
 from tagger.pipeline import Tagger
 from tagger.product import Product, product_from_record
-from tagger.run import RunOptions, generate
+from tagger.run import RunOptions, tag_catalog
 from tagger.taxonomy import load_taxonomy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ def run_direct(tagger: Tagger, rows: list[dict[str, Any]]) -> float:
 
 def run_generate(tagger: Tagger, source: Path, output: Path, cache: ResultCache) -> tuple[float, Any]:
     start = time.perf_counter()
-    summary = generate(tagger, source, output, RunOptions(batch_size=BATCH), cache)
+    summary = tag_catalog(tagger, source, output, RunOptions(batch_size=BATCH), cache)
     return time.perf_counter() - start, summary
 
 
@@ -149,7 +149,7 @@ def workers_check(taxonomy: Any, rows: list[dict[str, Any]], folder: Path) -> di
     for workers in (1, cores):
         taggers = build_taggers(TaggerSpec(), workers, taxonomy=taxonomy)  # the cores shared out between workers
         start = time.perf_counter()
-        generate(taggers, source, folder / f"w{workers}.jsonl", RunOptions(batch_size=BATCH), ResultCache(None))
+        tag_catalog(taggers, source, folder / f"w{workers}.jsonl", RunOptions(batch_size=BATCH), ResultCache(None))
         rates[f"workers_{workers}_products_per_s"] = len(rows) / (time.perf_counter() - start)
         for tagger in taggers:
             tagger.close()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tagger.evals.config import default_data_root, load_config
-from tagger.evals.dataset import LabeledProduct, load_examples
+from tagger.evals.dataset import LabeledProduct, load_labeled
 from tagger.evals.metrics import attribute_counts, precision_recall
 from tagger.evals.samples import ScoredSample, score
 from tagger.evidence import LexicalTagger, PoolLexicon, PoolSettings
@@ -76,11 +76,11 @@ def run(tagger: LexicalTagger, sample: Sequence[LabeledProduct], taxonomy: Taxon
 def bench_set(name: str, data_root: Path, settings: PoolSettings, limit: int | None) -> dict[str, Any]:
     config = load_config(ROOT / CONFIGS[name])
     taxonomy = load_taxonomy(config.resolve(config.taxonomy, data_root) if config.taxonomy else None)
-    sample = load_examples(config, taxonomy, data_root, limit)
+    sample = load_labeled(config, taxonomy, data_root, limit)
     result: dict[str, Any] = {"no_pool": run(LexicalTagger(taxonomy), sample, taxonomy)}
     if name == "smoke":
         return result
-    rows = load_examples(config, taxonomy, data_root, sample=False)
+    rows = load_labeled(config, taxonomy, data_root, sample=False)
     excluded = {s.product.id for s in sample}
     pool = pool_of(rows, taxonomy, excluded)
     start = time.perf_counter()

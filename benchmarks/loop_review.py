@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tagger.evals.config import default_data_root, load_config  # noqa: E402
-from tagger.evals.dataset import LabeledProduct, load_examples  # noqa: E402
+from tagger.evals.dataset import LabeledProduct, load_labeled  # noqa: E402
 from tagger.evals.metrics import compute  # noqa: E402
 from tagger.evals.samples import score  # noqa: E402
 from tagger.records import ErrorRecord, Record, TagRecord  # noqa: E402
@@ -139,7 +139,7 @@ def main() -> None:
     config = load_config(ROOT / "evals" / "flipkart-shopify.yaml")
     spec = config.resolve(config.taxonomy or "", args.data_root)
     taxonomy = load_taxonomy(spec)
-    everything = load_examples(config, taxonomy, args.data_root, sample=False)
+    everything = load_labeled(config, taxonomy, args.data_root, sample=False)
     examples = random.Random(args.seed).sample(everything, args.n)
     gold = {e.product.id: e for e in examples}
     out = args.out

@@ -355,8 +355,7 @@ def generate(
     and reason. Exit 0 when every row was tagged, 3 when some were rejected."""
     from tagger.cache import ResultCache, default_cache_path
     from tagger.io import STDIN, count_rows, detect_format
-    from tagger.run import RunOptions, rejects_path
-    from tagger.run import generate as run_generate
+    from tagger.run import RunOptions, rejects_path, tag_catalog
 
     _logging(quiet, verbose)
     if source != STDIN and not Path(source).is_file():
@@ -380,7 +379,7 @@ def generate(
     result_cache = None if no_cache else ResultCache(cache or default_cache_path())
     try:
         with _progress(quiet, total or limit) as update:
-            summary = run_generate(taggers, source, output, options, result_cache, update)
+            summary = tag_catalog(taggers, source, output, options, result_cache, update)
     except OSError as exc:
         raise _fail(str(exc)) from exc
     finally:

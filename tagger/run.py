@@ -209,7 +209,7 @@ def _batches(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
         yield batch
 
 
-def generate(
+def tag_catalog(
     taggers: Tagger | Sequence[Tagger],
     source: str | Path,
     output: Path,

@@ -99,3 +99,7 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     wrong = runner.invoke(app, ["tag", "--title", "Kettle", "--tree", "--shortlist", "10"])
     assert wrong.exit_code == 1
     assert "tree strategy" in wrong.output
+    no_data = runner.invoke(app, ["eval", str(ROOT / "evals" / "wdc-pave.yaml"), "--data-root", str(tmp_path)])
+    assert no_data.exit_code == 1
+    assert "eval wdc-pave: dataset not found" in " ".join(no_data.output.split())
+    assert "Traceback" not in no_data.output

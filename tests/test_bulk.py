@@ -25,7 +25,7 @@ from tagger.cache import ResultCache
 from tagger.cli import app
 from tagger.pipeline import Tagger
 from tagger.product import Columns
-from tagger.run import RunOptions, generate
+from tagger.run import RunOptions, tag_catalog
 from tagger.taxonomy import Taxonomy, load_taxonomy
 from tests.conftest import SAMPLE_CATALOG, RecordingBackend
 
@@ -71,7 +71,7 @@ def test_duplicates_reach_the_model_once_and_a_warm_cache_skips_it(
     ]
     source = _write_jsonl(tmp_path / "in.jsonl", rows)
     cache = ResultCache(tmp_path / "cache.sqlite")
-    summary = generate(tagger, source, tmp_path / "out.jsonl", RunOptions(batch_size=2), cache)
+    summary = tag_catalog(tagger, source, tmp_path / "out.jsonl", RunOptions(batch_size=2), cache)
     assert (summary.tagged, summary.generated, summary.reused) == (5, 2, 3)
     assert len(_category_prompts(engine)) == 2  # five products, two distinct contents, two model calls
     records = {r["id"]: r for r in _read(tmp_path / "out.jsonl")}
@@ -83,7 +83,7 @@ def test_duplicates_reach_the_model_once_and_a_warm_cache_skips_it(
         assert records[copy]["usage"]["completion_tokens"] == 0
 
     engine.requests.clear()
-    again = generate(tagger, source, tmp_path / "again.jsonl", cache=cache)
+    again = tag_catalog(tagger, source, tmp_path / "again.jsonl", cache=cache)
     assert (again.tagged, again.generated) == (5, 0)
     assert engine.requests == []
     assert [r["category"] for r in _read(tmp_path / "again.jsonl")] == [r["category"] for r in records.values()]
@@ -315,7 +315,7 @@ def test_csv_in_parquet_out_and_back(tmp_path: Path, counting: tuple[Tagger, Rec
     columns = Columns(id="sku", title="name", description="body_html", fields=("vendor",))
     cache = ResultCache(tmp_path / "cache.sqlite")
     parquet_out = tmp_path / "out.parquet"
-    summary = generate(tagger, source, parquet_out, RunOptions(columns=columns), cache)
+    summary = tag_catalog(tagger, source, parquet_out, RunOptions(columns=columns), cache)
     assert summary.tagged == 3 and summary.failed == 1
     assert not (tmp_path / "out.parquet.journal.jsonl").exists()
     table = pq.read_table(parquet_out)
@@ -333,12 +333,12 @@ def test_csv_in_parquet_out_and_back(tmp_path: Path, counting: tuple[Tagger, Rec
         parquet_in,
     )  # fmt: skip
     calls = len(engine.requests)
-    again = generate(tagger, parquet_in, tmp_path / "out.jsonl", RunOptions(columns=columns), cache)
+    again = tag_catalog(tagger, parquet_in, tmp_path / "out.jsonl", RunOptions(columns=columns), cache)
     assert (again.tagged, again.generated, len(engine.requests)) == (3, 0, calls)
     assert [r["category"]["path"] for r in _read(tmp_path / "out.jsonl")] == paths
 
     # Resuming into an existing Parquet output: its rows are kept, and only new ids are tagged.
-    more = generate(tagger, _write_jsonl(tmp_path / "more.jsonl", CATALOG[:4]), parquet_out, cache=cache)
+    more = tag_catalog(tagger, _write_jsonl(tmp_path / "more.jsonl", CATALOG[:4]), parquet_out, cache=cache)
     assert (more.resumed, more.tagged) == (3, 1)
     assert pq.read_table(parquet_out).column("id").to_pylist() == [r["id"] for r in CATALOG[:4]]
     cache.close()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tagger.evals.config import default_data_root, load_config
-from tagger.evals.dataset import load_examples, unmapped_summary
+from tagger.evals.dataset import load_labeled, unmapped_summary
 from tagger.evals.output import load_result, to_result, write_outputs
 from tagger.evals.runner import run_eval
 from tagger.taxonomy import Taxonomy, load_taxonomy
@@ -75,7 +75,7 @@ def test_each_dev_set_loads_with_its_configured_gold(name: str, taxonomies: dict
     labeled = [row for row in raw if row.get(field) is not None]
     assert (len(raw), len(labeled)) == (expected.lines, expected.rows)
 
-    every = load_examples(config, taxonomy, DATA_ROOT, sample=False)
+    every = load_labeled(config, taxonomy, DATA_ROOT, sample=False)
     assert [e.product.id for e in every] == [row["id"] for row in labeled]
     assert [e.product.title for e in every] == [row["title"] for row in labeled]
     # Every gold category maps onto a node, and it is the node the file names.
@@ -96,13 +96,13 @@ def test_each_dev_set_loads_with_its_configured_gold(name: str, taxonomies: dict
     assert summary.attribute_values == sum(expected.unmapped_values.values())
     assert summary.outside_values == expected.outside
 
-    sampled = load_examples(config, taxonomy, DATA_ROOT)
+    sampled = load_labeled(config, taxonomy, DATA_ROOT)
     assert len(sampled) == expected.sample == config.sample.size
     order = {row["id"]: i for i, row in enumerate(labeled)}
     positions = [order[e.product.id] for e in sampled]
     assert positions == sorted(positions) and len(set(positions)) == expected.sample  # file order, no repeats
-    assert [e.product.id for e in load_examples(config, taxonomy, DATA_ROOT)] == [e.product.id for e in sampled]
-    assert [e.product.id for e in load_examples(config, taxonomy, DATA_ROOT, limit=7)] == [
+    assert [e.product.id for e in load_labeled(config, taxonomy, DATA_ROOT)] == [e.product.id for e in sampled]
+    assert [e.product.id for e in load_labeled(config, taxonomy, DATA_ROOT, limit=7)] == [
         e.product.id for e in sampled[:7]
     ]
 
@@ -113,7 +113,7 @@ def test_the_configured_renames_and_names_reach_the_gold(taxonomies: dict[str, T
     flipkart = load_config(ROOT / "evals" / "flipkart-shopify.yaml")
     rows = {
         e.product.id: e
-        for e in load_examples(flipkart, _taxonomy_of("flipkart-shopify", taxonomies), DATA_ROOT, sample=False)
+        for e in load_labeled(flipkart, _taxonomy_of("flipkart-shopify", taxonomies), DATA_ROOT, sample=False)
     }
     raw = {
         row["id"]: row
@@ -126,7 +126,7 @@ def test_the_configured_renames_and_names_reach_the_gold(taxonomies: dict[str, T
     assert rows[renamed[0]].product.fields == {"brand": raw[renamed[0]]["brand"]}  # only the configured fields
 
     oa_mine = load_config(ROOT / "evals" / "oa-mine.yaml")
-    first = load_examples(oa_mine, _taxonomy_of("oa-mine", taxonomies), DATA_ROOT, sample=False)[0]
+    first = load_labeled(oa_mine, _taxonomy_of("oa-mine", taxonomies), DATA_ROOT, sample=False)[0]
     assert first.product.id == "oamine-train-0000"
     gold = {handle: values for handle, values in first.gold.attributes.items() if values}
     assert gold == {
@@ -179,7 +179,7 @@ def test_unmapped_gold_is_counted_and_warned_about(
 ) -> None:
     config = load_config(_write_eval(tmp_path, UNMAPPABLE))
     with caplog.at_level(logging.WARNING, logger="tagger.evals"):
-        examples = load_examples(config, default_taxonomy, tmp_path)
+        examples = load_labeled(config, default_taxonomy, tmp_path)
     assert [e.gold.category_id for e in examples] == ["t-shirts", None, "t-shirts", "t-shirts", "t-shirts"]
     assert examples[1].unmapped.category == "capes-and-cloaks"
     assert examples[0].unmapped.attributes == {"warranty": 1}  # no such attribute in the taxonomy
@@ -204,12 +204,12 @@ def test_attributes_an_explicit_map_leaves_out_are_not_counted(
 ) -> None:
     config = load_config(_write_eval(tmp_path, UNMAPPABLE, "{field: gold.attributes, map: {color: color}}"))
     with caplog.at_level(logging.WARNING, logger="tagger.evals"):
-        summary = unmapped_summary(load_examples(config, default_taxonomy, tmp_path))
+        summary = unmapped_summary(load_labeled(config, default_taxonomy, tmp_path))
     assert (summary.categories, summary.attribute_values, summary.outside_values) == (1, 0, 1)
     clean = load_config(_write_eval(tmp_path, [UNMAPPABLE[4]]))
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="tagger.evals"):
-        assert not unmapped_summary(load_examples(clean, default_taxonomy, tmp_path))
+        assert not unmapped_summary(load_labeled(clean, default_taxonomy, tmp_path))
     assert [r for r in caplog.records if r.name == "tagger.evals"] == []
 
 

@@ -63,7 +63,7 @@ def test_smoke_run_writes_three_outputs(good: EvalOutcome, tmp_path: Path) -> No
     peak = loaded.run().peak_rss_mb  # the process holds the model: well above an empty interpreter's ~30 MB
     assert peak is not None and peak > 150
     lines = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
-    assert [line["id"] for line in lines] == [e.product.id for e in good.examples]
+    assert [line["id"] for line in lines] == [e.product.id for e in good.labeled]
     assert lines[0]["gold"]["category"] == "Apparel & Accessories > Clothing > Tops > T-Shirts"
     report = (tmp_path / "report.md").read_text()
     assert "| peak RSS after the run, MB |" in report

@@ -351,13 +351,13 @@ DATA_ROOT = default_data_root()
 def test_offsets_and_conformance_on_every_dev_row(config: str) -> None:
     """Every span of every product of a dev set (its own row left out of the pool) indexes its cleaned field."""
     from tagger.evals.config import load_config
-    from tagger.evals.dataset import load_examples
+    from tagger.evals.dataset import load_labeled
 
     if not DATA_ROOT.is_dir():
         pytest.skip(f"shared data not found at {DATA_ROOT}; set TAGGER_DATA_ROOT")
     spec = load_config(ROOT / "evals" / config)
     tax = load_taxonomy(spec.resolve(spec.taxonomy, DATA_ROOT) if spec.taxonomy else None)
-    rows = [r for r in load_examples(spec, tax, DATA_ROOT, sample=False) if r.gold.category_id is not None]
+    rows = [r for r in load_labeled(spec, tax, DATA_ROOT, sample=False) if r.gold.category_id is not None]
     pool = [PoolItem(r.product, tax.categories[r.gold.category_id], r.gold.attributes) for r in rows]
     tagger = LexicalTagger(tax, pool)
     reference = read_reference(spec.resolve(spec.taxonomy, DATA_ROOT) if spec.taxonomy else None)

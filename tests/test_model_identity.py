@@ -14,7 +14,7 @@ import pytest
 from tagger.backends.llamacpp import EMBEDDED_MODEL_FILE, LlamaCppBackend, embedded_model_path, model_identity
 from tagger.cache import ResultCache, file_sha256
 from tagger.pipeline import Tagger
-from tagger.run import generate
+from tagger.run import tag_catalog
 from tagger.taxonomy import Taxonomy
 from tests.conftest import SAMPLE_CATALOG
 
@@ -102,7 +102,7 @@ def test_a_different_file_with_the_same_name_misses_the_cache(
             try:
                 tagger = Tagger(default_taxonomy, backend)
                 assert tagger.provenance.model == model_identity(models[model])
-                summary = generate(tagger, source, tmp_path / f"out-{run}.jsonl", cache=cache)
+                summary = tag_catalog(tagger, source, tmp_path / f"out-{run}.jsonl", cache=cache)
             finally:
                 backend.close()
             counts[run] = (model, summary.tagged, summary.generated)

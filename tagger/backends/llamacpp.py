@@ -267,4 +267,6 @@ class LlamaCppOptions(BackendOptions):
 
         path = Path(model) if model else embedded_model_path()
         vocabulary = Llama(model_path=str(path), vocab_only=True, verbose=False)  # the tokenizer, no weights
-        return NoEngine(LlamaCppBackend.name, path.name, _LlamaTokenizer(vocabulary), grammars=LlamaCppBackend.grammars)
+        return NoEngine(
+            LlamaCppBackend.name, model_identity(path), _LlamaTokenizer(vocabulary), grammars=LlamaCppBackend.grammars
+        )

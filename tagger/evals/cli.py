@@ -138,7 +138,7 @@ def eval_command(
         result.gate = check_gate(result.run().metrics, config.gate, baseline)
     write_outputs(outcome, result, target)
     outcome.close()
-    table = Table(title=f"{config.name} v{config.version}: {len(outcome.examples)} products")
+    table = Table(title=f"{config.name} v{config.version}: {len(outcome.labeled)} products")
     table.add_column("metric")
     for run in result.runs:
         table.add_column(run.name)

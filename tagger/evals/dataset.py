@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tagger.errors import TaggerError
 from tagger.evals.config import AttributeGold, CategoryGold, EvalConfig
 from tagger.evals.samples import NA, Gold, normalize
 from tagger.product import Columns, Product, ProductError, product_from_record
@@ -135,7 +136,7 @@ def _outside(taxonomy: Taxonomy, handle: str, value: str) -> bool:
     return normalize(value) not in {normalize(v) for v in attribute.values}
 
 
-def load_examples(
+def load_labeled(
     config: EvalConfig, taxonomy: Taxonomy, data_root: Path, limit: int | None = None, sample: bool = True
 ) -> list[LabeledProduct]:
     """The eval's sample: `sample.size` rows drawn with `sample.seed` (input order kept), then the first `limit`.
@@ -144,9 +145,7 @@ def load_examples(
     if not path.is_absolute() and not path.exists():
         path = data_root / config.dataset.path
     if not path.is_file():
-        raise FileNotFoundError(
-            f"eval {config.name}: dataset not found at {path} (set --data-root or TAGGER_DATA_ROOT)"
-        )
+        raise TaggerError(f"eval {config.name}: dataset not found at {path} (set --data-root or TAGGER_DATA_ROOT)")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if config.dataset.category is not None:  # a row without a gold category cannot be scored
         rows = [row for row in rows if _field(row, config.dataset.category.field) is not None]
@@ -158,7 +157,7 @@ def load_examples(
         try:
             product = product_from_record(row, number, Columns(fields=tuple(config.dataset.fields)))
         except ProductError as exc:
-            raise ValueError(f"eval {config.name}: {exc}") from exc
+            raise TaggerError(f"eval {config.name}: {exc}") from exc
         category_id, coarse = (None, False)
         unmapped_category = None
         if config.dataset.category is not None:

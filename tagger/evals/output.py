@@ -63,7 +63,7 @@ def to_result(outcome: EvalOutcome) -> EvalResult:
             )
             for r in outcome.runs
         ],
-        unmapped_gold=unmapped_summary(outcome.examples),
+        unmapped_gold=unmapped_summary(outcome.labeled),
     )
 
 
@@ -73,7 +73,7 @@ def load_result(path: Path) -> EvalResult:
 
 
 def _sample_line(outcome: EvalOutcome, run: EvalRun, index: int) -> dict[str, Any]:
-    example, sample = outcome.examples[index], run.samples[index]
+    example, sample = outcome.labeled[index], run.samples[index]
     taxonomy = outcome.taxonomy
     gold = example.gold
     return {
@@ -136,7 +136,7 @@ def _fmt(value: float | None) -> str:
 
 def _by_gold_category(outcome: EvalOutcome, samples: list[ScoredSample], depth: int | None) -> dict[str, list[bool]]:
     groups: dict[str, list[bool]] = defaultdict(list)
-    for example, sample in zip(outcome.examples, samples, strict=True):
+    for example, sample in zip(outcome.labeled, samples, strict=True):
         if sample.category is None or example.gold.category_id is None:
             continue
         path = outcome.taxonomy.categories[example.gold.category_id].path
@@ -151,7 +151,7 @@ def _report(outcome: EvalOutcome, result: EvalResult, chart: str | None) -> str:
         "",
         f"{config.description}".strip(),
         "",
-        f"{len(outcome.examples)} products from `{config.dataset.path}` (seed {config.sample.seed}); taxonomy "
+        f"{len(outcome.labeled)} products from `{config.dataset.path}` (seed {config.sample.seed}); taxonomy "
         f"{outcome.taxonomy.name} {outcome.taxonomy.version}; "
         + "; ".join(
             f"{r.name}: {r.provenance.model}, template {r.provenance.template} {r.provenance.template_hash}"

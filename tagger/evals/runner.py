@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from tagger.build import DEFAULT_EXAMPLE_K
+from tagger.errors import TaggerError
 from tagger.evals.config import EvalConfig
 from tagger.evals.conformance import Reference, read_reference
-from tagger.evals.dataset import LabeledProduct, load_examples
+from tagger.evals.dataset import LabeledProduct, load_labeled
 from tagger.evals.metrics import compute
 from tagger.evals.samples import ScoredSample, score
 from tagger.product import Product
@@ -55,7 +56,7 @@ class EvalOutcome:
     config: EvalConfig
     data_root: Path
     taxonomy: Taxonomy
-    examples: list[LabeledProduct]
+    labeled: list[LabeledProduct]  # the eval's sample: products with their gold
     runs: list[EvalRun] = field(default_factory=list)
     owned: list[Pipeline] = field(default_factory=list)  # made by run_eval; open until the report is written
 
@@ -86,7 +87,7 @@ def example_pool(config: EvalConfig, taxonomy: Taxonomy, data_root: Path) -> lis
         return None
     if spec.pool is not None:
         return read_pool(Path(config.resolve(spec.pool, data_root)), taxonomy)
-    rows = load_examples(config, taxonomy, data_root, sample=False)
+    rows = load_labeled(config, taxonomy, data_root, sample=False)
     return [
         PoolItem(r.product, taxonomy.categories[r.gold.category_id], r.gold.attributes)
         for r in rows
@@ -138,18 +139,18 @@ def run_pipeline(
     outcome: EvalOutcome,
     on_progress: Callable[[int], None] | None = None,
 ) -> EvalRun:
-    examples = outcome.examples
+    labeled = outcome.labeled
     records: list[Record] = []
     start = time.perf_counter()
-    for first in range(0, len(examples), BATCH):
-        batch = examples[first : first + BATCH]
+    for first in range(0, len(labeled), BATCH):
+        batch = labeled[first : first + BATCH]
         given = _given_categories(outcome, batch)
         records += pipeline.tag_batch([e.product for e in batch], given)
         if on_progress is not None:
             on_progress(len(batch))
     seconds = time.perf_counter() - start
     reference = outcome.reference
-    samples = [score(r, e.gold, outcome.taxonomy, e.product, reference) for r, e in zip(records, examples, strict=True)]
+    samples = [score(r, e.gold, outcome.taxonomy, e.product, reference) for r, e in zip(records, labeled, strict=True)]
     metrics = compute(outcome.config.metrics, samples)
     if "products_per_s" in metrics and seconds:
         metrics["products_per_s"] = len(samples) / seconds  # wall clock: what a user waits for
@@ -164,7 +165,7 @@ def _prompt_of(pipeline: Pipeline, outcome: EvalOutcome) -> Callable[[int], str]
         return None
 
     def prompt(index: int) -> str:
-        example = outcome.examples[index]
+        example = outcome.labeled[index]
         gold = example.gold.category_id
         given = outcome.taxonomy.categories[gold] if outcome.config.given_category and gold is not None else None
         shown = render(example.product, given)
@@ -196,9 +197,9 @@ def run_eval(
     """The configured LLM pipeline (or `pipeline`), then the MiniLM baseline when the config or `minilm` asks.
     Call `close()` on the outcome once its outputs are written."""
     taxonomy = load_taxonomy(config.resolve(config.taxonomy, data_root) if config.taxonomy else None)
-    outcome = EvalOutcome(config, data_root, taxonomy, load_examples(config, taxonomy, data_root, limit))
-    if not outcome.examples:
-        raise ValueError(f"eval {config.name}: the sample is empty")
+    outcome = EvalOutcome(config, data_root, taxonomy, load_labeled(config, taxonomy, data_root, limit))
+    if not outcome.labeled:
+        raise TaggerError(f"eval {config.name}: the sample is empty")
     main = pipeline or (
         make_minilm_pipeline(taxonomy)
         if config.backend.name == "minilm"

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from tagger.cli import app
 from tagger.evals.config import load_config
-from tagger.evals.dataset import load_examples
+from tagger.evals.dataset import load_labeled
 from tagger.product import Columns
 from tagger.review.decisions import Decision
 from tagger.review.export import export
@@ -44,7 +44,7 @@ def test_export_writes_pool_gold_eval_and_report(
     assert pool[0]["brand"] == "Northwind"
 
     config = load_config(summary.eval_config)
-    examples = load_examples(config, taxonomy, tmp_path)  # the eval reads the gold beside its config
+    examples = load_labeled(config, taxonomy, tmp_path)  # the eval reads the gold beside its config
     assert [e.product.id for e in examples] == ["sku-001", "sku-002"]
     assert examples[0].gold.category_id == "t-shirts"
     assert examples[0].gold.attributes["color"] == ["Navy"]
