@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from tagger.taxonomy import Taxonomy
 
 
 class Truncation(BaseModel):
@@ -100,6 +103,28 @@ class ErrorRecord(BaseModel):
 
 
 Record = TagRecord | ErrorRecord
+
+
+def model_free_provenance(
+    taxonomy: Taxonomy, method: str, backend: str, strategy: str = "flat", cleaning: str = "off"
+) -> Provenance:
+    """What made a record that no model and no template made: a baseline (MiniLM, k-NN, lexical) or a planted
+    pipeline. `method` stands where a model's name would."""
+    from tagger import __version__
+
+    return Provenance(
+        model=method,
+        backend=backend,
+        template="-",
+        template_hash="-",
+        taxonomy=taxonomy.name,
+        taxonomy_version=taxonomy.version,
+        taxonomy_fingerprint=taxonomy.fingerprint,
+        tagger_version=__version__,
+        decoding={},
+        cleaning=cleaning,
+        strategy=strategy,
+    )
 
 
 def result_of(record: TagRecord) -> dict[str, Any]:

@@ -15,9 +15,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 
-from tagger import __version__
 from tagger.product import Product
-from tagger.records import CategoryRef, Provenance, Record, TagRecord
+from tagger.records import CategoryRef, Record, TagRecord, model_free_provenance
 from tagger.taxonomy import Category, Taxonomy
 
 Choose = Callable[[Sequence[Product]], list[Category]]
@@ -30,17 +29,7 @@ class PlantedPipeline:
     def __init__(self, name: str, taxonomy: Taxonomy, choose: Choose, fill: Fill, close: Callable[[], None]) -> None:
         self.name = name
         self._choose, self._fill, self._close = choose, fill, close
-        self.provenance = Provenance(
-            model=name,
-            backend="planted",
-            template="-",
-            template_hash="-",
-            taxonomy=taxonomy.name,
-            taxonomy_version=taxonomy.version,
-            taxonomy_fingerprint=taxonomy.fingerprint,
-            tagger_version=__version__,
-            decoding={},
-        )
+        self.provenance = model_free_provenance(taxonomy, name, "planted")
 
     def tag_batch(self, products: Sequence[Product], categories: Sequence[Category] | None = None) -> list[Record]:
         chosen = list(categories) if categories is not None else self._choose(products)

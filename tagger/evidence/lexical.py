@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from tagger import __version__
 from tagger.clean import Cleaner
 from tagger.evidence.matcher import EvidenceMatcher
 from tagger.evidence.pool import PoolLexicon, PoolSettings
 from tagger.product import Product
-from tagger.records import CategoryEvidence, CategoryRef, Evidence, Provenance, Record, TagRecord, Usage
+from tagger.records import CategoryEvidence, CategoryRef, Evidence, Record, TagRecord, Usage, model_free_provenance
 from tagger.retrieval.examples import PoolItem
 from tagger.taxonomy import Category, Taxonomy
 
@@ -43,19 +42,7 @@ class LexicalTagger:
         self.matcher = EvidenceMatcher(taxonomy, pool, settings)
         lexicon = self.matcher.lexicon
         strategy = "lexical" + (f":pool={len(lexicon.items)}" if lexicon is not None else "")
-        self.provenance = Provenance(
-            model="lexical",
-            backend="lexical",
-            template="-",
-            template_hash="-",
-            taxonomy=taxonomy.name,
-            taxonomy_version=taxonomy.version,
-            taxonomy_fingerprint=taxonomy.fingerprint,
-            tagger_version=__version__,
-            decoding={},
-            cleaning=self.cleaner.config.hash,
-            strategy=strategy,
-        )
+        self.provenance = model_free_provenance(taxonomy, "lexical", "lexical", strategy, self.cleaner.config.hash)
 
     def tag(self, product: Product, category: Category) -> TagRecord:
         start = time.perf_counter()

@@ -6,28 +6,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from tagger import __version__
 from tagger.product import Product
-from tagger.records import CategoryRef, Provenance, Record, TagRecord, Usage
+from tagger.records import CategoryRef, Provenance, Record, TagRecord, Usage, model_free_provenance
 from tagger.retrieval.embeddings import CategoryIndex, Embedder
 from tagger.retrieval.examples import ExamplePool, vote
 from tagger.taxonomy import Category, Taxonomy
-
-
-def _provenance(taxonomy: Taxonomy, model: str, backend: str, strategy: str = "flat") -> Provenance:
-    return Provenance(
-        model=model,
-        backend=backend,
-        template="-",
-        template_hash="-",
-        taxonomy=taxonomy.name,
-        taxonomy_version=taxonomy.version,
-        taxonomy_fingerprint=taxonomy.fingerprint,
-        tagger_version=__version__,
-        decoding={},
-        cleaning="off",
-        strategy=strategy,
-    )
 
 
 def _records(products: Sequence[Product], chosen: Sequence[Category], seconds: float, made: Provenance) -> list[Record]:
@@ -50,7 +33,7 @@ class NearestCategoryTagger:
         self.taxonomy = taxonomy
         self.embedder = embedder or Embedder()
         self.index = CategoryIndex(taxonomy, self.embedder)
-        self.provenance = _provenance(taxonomy, self.embedder.name, "minilm")
+        self.provenance = model_free_provenance(taxonomy, self.embedder.name, "minilm")
 
     def tag_batch(self, products: Sequence[Product], categories: Sequence[Category] | None = None) -> list[Record]:
         start = time.perf_counter()
@@ -68,7 +51,7 @@ class NearestExampleTagger:
 
     def __init__(self, taxonomy: Taxonomy, pool: ExamplePool) -> None:
         self.pool = pool
-        self.provenance = _provenance(taxonomy, pool.embedder.name, "knn", pool.name)
+        self.provenance = model_free_provenance(taxonomy, pool.embedder.name, "knn", pool.name)
 
     def tag_batch(self, products: Sequence[Product], categories: Sequence[Category] | None = None) -> list[Record]:
         start = time.perf_counter()
