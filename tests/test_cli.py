@@ -51,16 +51,27 @@ def test_schema_command() -> None:
 
 def test_render_prints_the_first_model_call() -> None:
     scarf = ["render", "--json", '{"id": "a", "title": "Blue wool scarf", "brand": "Loom"}']
-    result = runner.invoke(app, scarf)  # the default: retrieval decides the category, the model gets the attributes
+    # The default: retrieval decides the category, evidence the attributes: the scarf's are all stated, no call.
+    settled = runner.invoke(app, scarf)
+    assert settled.exit_code == 0, settled.output
+    assert "(decided by shortlist:all-MiniLM-L6-v2:k=1+evidence: no model call)" in settled.output
+    assert "no model call for the attributes" in settled.output and "stage: user" not in settled.output
+    assert "llama_context" not in settled.output  # the tokenizer loads quietly
+    result = runner.invoke(app, [*scarf, "--attributes", "model"])  # the model fills every attribute
     assert result.exit_code == 0, result.output
     assert "Title: Blue wool scarf\nBrand: Loom" in result.output
     assert "sha256:" in result.output
     assert "(decided by shortlist:all-MiniLM-L6-v2:k=1: no model call)" in result.output
     assert "attributes stage: user" in result.output and "category stage" not in result.output
+    rivals = '{"id": "b", "title": "Slim fit or regular fit cotton T-Shirt, short sleeve and long sleeve options"}'
+    chosen = runner.invoke(app, ["render", "--json", rivals])  # evidence leaves the model rivals to choose between
+    assert chosen.exit_code == 0, chosen.output
+    assert "attributes stage: user" in chosen.output
+    assert "- fit (Fit): Slim, Regular" in chosen.output and "Relaxed" not in chosen.output
     flat = runner.invoke(app, [*scarf, "--shortlist", "0"])  # the model chooses among every category
     assert flat.exit_code == 0, flat.output
     assert "category stage: user" in flat.output and "no model call" not in flat.output
-    given = runner.invoke(app, [*scarf, "--shortlist", "0", "--category", "scarves"])
+    given = runner.invoke(app, [*scarf, "--shortlist", "0", "--category", "scarves", "--attributes", "model"])
     assert given.exit_code == 0, given.output
     assert "attributes stage: user" in given.output and "no model call" not in given.output
     missing = runner.invoke(app, ["render", "--json", '{"id": "a"}'])
@@ -80,7 +91,7 @@ def test_tag_one_product_as_a_subprocess() -> None:
     assert record["id"] == "cli"
     assert record["provenance"]["backend"] == "llamacpp"
     # The default: retrieval decides the category (a shortlist of one), the model fills the attributes.
-    assert record["provenance"]["strategy"] == "shortlist:all-MiniLM-L6-v2:k=1"
+    assert record["provenance"]["strategy"] == "shortlist:all-MiniLM-L6-v2:k=1+evidence"
     assert record["category"]["path"] == ["Home & Kitchen", "Kitchen Appliances", "Kettles"]
 
 
@@ -94,7 +105,7 @@ def test_a_broken_install_fails_loudly_instead_of_falling_back(monkeypatch: pyte
     assert "Traceback" not in done.output
     flat = runner.invoke(app, ["tag", "--title", "Blue wool scarf", "--shortlist", "0"])  # asks for no retrieval
     assert flat.exit_code == 0, flat.output
-    assert json.loads(flat.stdout)["provenance"]["strategy"] == "flat"
+    assert json.loads(flat.stdout)["provenance"]["strategy"] == "evidence"  # no narrowing: the model chooses
 
 
 def test_generate_limit_and_missing_input(tmp_path: Path) -> None:

@@ -58,12 +58,17 @@ def test_smoke_run_writes_three_outputs(good: EvalOutcome, tmp_path: Path) -> No
     assert loaded.eval == "smoke" and loaded.run().n == LIMIT
     metrics = loaded.run().metrics
     assert metrics["validity"] == 1.0 and metrics["conformance"] == 1.0
-    assert metrics["attribute_f1"] is not None and 0 <= metrics["attribute_f1"] <= 1
+    precision, recall = metrics["attribute_precision"], metrics["attribute_recall"]
+    assert precision is not None and recall is not None
+    assert metrics["attribute_f1"] == pytest.approx(2 * precision * recall / (precision + recall))
     assert loaded.run().provenance.template_hash == load_template().hash
     peak = loaded.run().peak_rss_mb  # the process holds the model: well above an empty interpreter's ~30 MB
     assert peak is not None and peak > 150
     lines = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
-    assert [line["id"] for line in lines] == [e.product.id for e in good.labeled]
+    runs = {line["run"] for line in lines}
+    assert runs == {run.name for run in good.runs} and "lexical" in runs  # string matching beside the model
+    for name in runs:
+        assert [line["id"] for line in lines if line["run"] == name] == [e.product.id for e in good.labeled]
     assert lines[0]["gold"]["category"] == "Apparel & Accessories > Clothing > Tops > T-Shirts"
     report = (tmp_path / "report.md").read_text()
     assert "| peak RSS after the run, MB |" in report

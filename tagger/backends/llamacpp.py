@@ -264,9 +264,13 @@ class LlamaCppOptions(BackendOptions):
 
     def offline(self, model: str | None) -> Backend:
         from llama_cpp import Llama
+        from llama_cpp._utils import suppress_stdout_stderr  # llama-cpp-python is pinned: its helper stays
 
         path = Path(model) if model else embedded_model_path()
-        vocabulary = Llama(model_path=str(path), vocab_only=True, verbose=False)  # the tokenizer, no weights
+        # The tokenizer, no weights. llama.cpp's C code prints a context warning for a vocabulary-only model even when
+        # verbose is off: silenced at the file descriptors, so that render prints only the prompt.
+        with suppress_stdout_stderr(disable=False):
+            vocabulary = Llama(model_path=str(path), vocab_only=True, verbose=False)
         return NoEngine(
             LlamaCppBackend.name, model_identity(path), _LlamaTokenizer(vocabulary), grammars=LlamaCppBackend.grammars
         )
