@@ -95,8 +95,10 @@ def test_server_killed_mid_run_gives_row_errors_and_a_rerun_completes(hf_model: 
     source.write_text("".join(line + "\n" for line in SAMPLE_CATALOG.read_text().splitlines()[: len(PRODUCTS)]))
 
     def command(url: str) -> list[str]:
+        # --attributes model: every product asks the server (the evidence default settles most without a call).
         return [sys.executable, "-m", "tagger", "generate", str(source), "-o", str(output), "-q",
-                "--backend", "openai", "--base-url", url, "--batch-size", "1", "--no-cache"]  # fmt: skip
+                "--backend", "openai", "--base-url", url, "--batch-size", "1", "--no-cache",
+                "--attributes", "model"]  # fmt: skip
 
     try:
         run = subprocess.Popen(command(server.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -110,8 +112,8 @@ def test_server_killed_mid_run_gives_row_errors_and_a_rerun_completes(hf_model: 
     assert run.returncode == 3, stderr
     assert "Traceback" not in stderr
     records = [json.loads(line) for line in output.read_text().splitlines()]
-    # The default pipeline ran (retrieval decides the category, then the server fills the attributes), not the
-    # flat enum that an environment without the retrieval runtime would fall back to.
+    # Retrieval decided the category (then the server filled the attributes), not the flat enum that an environment
+    # without the retrieval runtime used to fall back to.
     assert {r["provenance"]["strategy"] for r in records} == {"shortlist:all-MiniLM-L6-v2:k=1"}
     tagged = [r["id"] for r in records]
     rejects_file = tmp_path / "out.rejects.jsonl"
@@ -147,6 +149,6 @@ def test_generate_with_the_vllm_backend_as_a_user_runs_it(tmp_path: Path) -> Non
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["id"] for r in records] == [json.loads(line)["id"] for line in source.read_text().splitlines()]
     assert {r["provenance"]["backend"] for r in records} == {"vllm"}
-    assert {r["provenance"]["strategy"] for r in records} == {"shortlist:all-MiniLM-L6-v2:k=1"}
+    assert {r["provenance"]["strategy"] for r in records} == {"shortlist:all-MiniLM-L6-v2:k=1+evidence"}
     assert foreign_output(done.stderr) == [], done.stderr[-3000:]
     assert done.stdout == ""  # vLLM logs to stdout, where `tagger tag` writes its record
