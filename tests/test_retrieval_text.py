@@ -9,12 +9,14 @@ import pytest
 
 from tagger.product import Product
 from tagger.retrieval import CategoryIndex, Embedder, Shortlister
-from tagger.retrieval.shortlist import query_text
+from tagger.retrieval.examples import example_text
+from tagger.retrieval.shortlist import CONFIDENCE_TEMPERATURE, category_text, query_text, softmax_share
 from tagger.retrieval.texts import (
     CATEGORY_TEXTS,
     QUERY_TEXTS,
     first_sentence,
     full_path,
+    last_three_levels,
     leaf,
     leaf_parent,
     leaf_then_path,
@@ -50,6 +52,8 @@ def test_query_texts_on_fixture_products() -> None:
     assert title_sentence(KETTLE) == "Stainless steel electric kettle 1.7 L. A fast kettle for tea and coffee."
     assert title_description(KETTLE) == f"{KETTLE.title} {KETTLE.description}"
     assert title_description(KETTLE, chars=5) == f"{KETTLE.title} A fas"
+    long = Product("l1", "Kettle", "word " * 400)
+    assert title_description(long) == "Kettle " + ("word " * 200).strip()  # the first 1,000 characters
     for text in QUERY_TEXTS.values():  # a product without description or fields is searched by its title
         assert text(BARE) == BARE.title
 
@@ -62,9 +66,24 @@ def test_first_sentence_ends_at_a_sentence_not_at_an_abbreviation() -> None:
     assert first_sentence("") == ""
 
 
-def test_the_default_query_text_is_title_and_brand() -> None:
-    assert query_text(KETTLE) == title_brand(KETTLE)
+def test_the_defaults_are_the_measured_texts(default_taxonomy: Taxonomy) -> None:
+    """Category retrieval: title + description against "Parent > Leaf"; pools: title + brand, product to product."""
+    assert query_text(KETTLE) == f"{KETTLE.title} {KETTLE.description}"
     assert query_text(BARE) == BARE.title
+    deep = max(default_taxonomy.categories.values(), key=lambda c: c.depth)
+    assert category_text(deep, default_taxonomy) == " > ".join(deep.path[-2:])
+    assert example_text(KETTLE) == title_brand(KETTLE)
+
+
+def test_softmax_share_of_the_first() -> None:
+    assert softmax_share([0.5]) == 1.0
+    assert softmax_share([0.5, 0.5, 0.5, 0.5]) == pytest.approx(0.25)
+    assert softmax_share([0.7, 0.5], temperature=0.1) == pytest.approx(1 / (1 + np.exp(-2)))
+    near, far = softmax_share([0.6, 0.59, 0.3]), softmax_share([0.6, 0.4, 0.3])
+    assert 1 / 3 < near < far < 1  # a clear winner is surer than a close one
+    assert softmax_share([0.6, 0.4], CONFIDENCE_TEMPERATURE / 2) > softmax_share([0.6, 0.4])  # colder is sharper
+    with pytest.raises(ValueError):
+        softmax_share([])
 
 
 def test_category_texts_on_the_default_taxonomy(default_taxonomy: Taxonomy) -> None:
@@ -78,7 +97,8 @@ def test_category_texts_on_the_default_taxonomy(default_taxonomy: Taxonomy) -> N
     assert leaf_then_path(root, default_taxonomy) == leaf_parent(root, default_taxonomy) == root.name
     names = [a.name for a in default_taxonomy.attributes_for(deep.id)]
     assert names and path_attributes(deep, default_taxonomy) == f"{deep.full_path} ({', '.join(names)})"
-    assert set(CATEGORY_TEXTS) == {"path", "leaf", "parent>leaf", "leaf: path", "path (attributes)"}
+    assert last_three_levels(deep, default_taxonomy) == " > ".join(deep.path[-3:])
+    assert set(CATEGORY_TEXTS) == {"path", "leaf", "parent>leaf", "last 3 levels", "leaf: path", "path (attributes)"}
 
 
 def test_ranked_scores_are_sorted_cosines_consistent_with_the_shortlist(
@@ -104,6 +124,13 @@ def test_ranked_scores_are_sorted_cosines_consistent_with_the_shortlist(
         assert max(rest) <= scores[-1] + 1e-6
     assert [len(row) for row in shortlister.ranked(products, k=2)] == [2, 2, 2]
     assert shortlister.ranked([]) == []
+
+
+def test_the_shortlist_name_says_which_texts(default_taxonomy: Taxonomy, embedder: Embedder) -> None:
+    """The name is in every record's provenance and the result cache's key: other texts, another name."""
+    default = Shortlister(default_taxonomy, embedder, k=1)
+    assert default.name == "shortlist:all-MiniLM-L6-v2:k=1:title_description/leaf_parent"
+    assert Shortlister(default_taxonomy, embedder, 1, title_brand, full_path).name.endswith(":title_brand/full_path")
 
 
 def test_a_category_text_is_its_own_cache_entry(

@@ -49,8 +49,8 @@ def title_sentence(product: Product) -> str:
     return f"{product.title}. {sentence}" if sentence else product.title
 
 
-def title_description(product: Product, chars: int = 500) -> str:
-    """The title and the first `chars` characters of the description: the issue's reference query."""
+def title_description(product: Product, chars: int = 1000) -> str:
+    """The title and the first `chars` characters of the description (500: the reference query of issue 13)."""
     head = product.description[:chars].strip()
     return f"{product.title} {head}" if head else product.title
 
@@ -69,6 +69,11 @@ def leaf_parent(category: Category, taxonomy: Taxonomy) -> str:
     return PATH_SEPARATOR.join(category.path[-2:])
 
 
+def last_three_levels(category: Category, taxonomy: Taxonomy) -> str:
+    """ "Grandparent > Parent > Leaf": the path without the levels above them."""
+    return PATH_SEPARATOR.join(category.path[-3:])
+
+
 def leaf_then_path(category: Category, taxonomy: Taxonomy) -> str:
     """The leaf's name first, then the full path: the name the product is weighed twice."""
     return category.name if category.depth == 1 else f"{category.name}: {category.full_path}"
@@ -85,12 +90,15 @@ QUERY_TEXTS: dict[str, QueryText] = {
     "title+brand": title_brand,
     "title+fields": title_fields,
     "title+sentence": title_sentence,
-    "title+description[:500]": title_description,
+    "title+description[:250]": lambda p: title_description(p, 250),
+    "title+description[:500]": lambda p: title_description(p, 500),
+    "title+description[:1000]": title_description,
 }
 CATEGORY_TEXTS: dict[str, CategoryText] = {
     "path": full_path,
     "leaf": leaf,
     "parent>leaf": leaf_parent,
+    "last 3 levels": last_three_levels,
     "leaf: path": leaf_then_path,
     "path (attributes)": path_attributes,
 }
