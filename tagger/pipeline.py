@@ -169,13 +169,18 @@ class Tagger:
                 done.append((item, completion))
         return done
 
-    def _narrow(self, products: Sequence[Product]) -> tuple[list[list[Category] | None], list[list[PoolItem]]]:
-        """Per product: the categories the model may choose from (None: all) and its nearest labeled examples."""
+    def _narrow(
+        self, products: Sequence[Product]
+    ) -> tuple[list[list[Category] | None], list[list[PoolItem]], list[float | None]]:
+        """Per product: the categories the model may choose from (None: all), its nearest labeled examples, and the
+        retrieval's score for the nearest category (its softmax share among the nearest ten)."""
         shortlists: list[list[Category] | None] = [None] * len(products)
+        shares: list[float | None] = [None] * len(products)
         if self.shortlist is not None:
-            shortlists = list(self.shortlist.shortlist(products))
+            scored = self.shortlist.scored(products)
+            shortlists, shares = [s for s, _ in scored], [round(share, 4) for _, share in scored]
         if not self.examples:
-            return shortlists, [[] for _ in products]
+            return shortlists, [[] for _ in products], shares
         from tagger.retrieval.examples import vote
 
         neighbours = self.examples.nearest(products)
@@ -186,7 +191,7 @@ class Tagger:
                 shortlists[i] = [vote(shots)]
             else:  # the examples' categories join the shortlist: the model may follow them
                 shortlists[i] = list({c.id: c for c in [*(s.category for s in shots), *choices]}.values())
-        return shortlists, neighbours
+        return shortlists, neighbours, shares
 
     def render(self, product: Product, category: Category | None = None) -> Rendered:
         """The first model call for one product, built by the same code as a run's (cleaned first): the category
@@ -222,12 +227,12 @@ class Tagger:
     def _category_requests(self, pending: list[_Pending]) -> list[tuple[_Pending, Request]]:
         """Category-stage requests under each product's narrowing; a product whose shortlist holds one category
         gets it here, with no request."""
-        shortlists, neighbours = self._narrow([item.product for item in pending])
+        shortlists, neighbours, shares = self._narrow([item.product for item in pending])
         requests = []
-        for item, choices, shots in zip(pending, shortlists, neighbours, strict=True):
+        for item, choices, shots, share in zip(pending, shortlists, neighbours, shares, strict=True):
             item.shots = shots
             if choices is not None and len(choices) == 1:  # nothing to choose: retrieval has decided
-                item.category = choices[0]
+                item.category, item.score = choices[0], share
                 self._retrieval_evidence(item)
                 continue
             try:

@@ -78,3 +78,11 @@ class Shortlister:
 
     def shortlist(self, products: Sequence[Product]) -> list[list[Category]]:
         return [[category for category, _ in ranked] for ranked in self.ranked(products)]
+
+    def scored(self, products: Sequence[Product]) -> list[tuple[list[Category], float]]:
+        """Per product, its shortlist and the nearest category's softmax share among the CONFIDENCE_K nearest."""
+        found = []
+        for ranked in self.ranked(products, max(self.k, CONFIDENCE_K)):
+            share = softmax_share([similarity for _, similarity in ranked[:CONFIDENCE_K]])
+            found.append(([category for category, _ in ranked[: self.k]], share))
+        return found
