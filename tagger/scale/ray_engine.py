@@ -20,7 +20,6 @@ content was generated before the kill is a cache hit.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import tempfile
 import time
@@ -228,10 +227,8 @@ class _Connection:
     def connect(self) -> None:
         if self.ray.is_initialized():
             return
-        arguments: dict[str, Any] = {"address": self.options.address, "log_to_driver": False}
-        if self.options.address is None and not os.environ.get("RAY_ADDRESS"):
-            arguments["include_dashboard"] = False  # a local Ray: the dashboard costs memory and a core for nothing
-        self.ray.init(**arguments)
+        # A local Ray needs no dashboard (memory and a core for nothing); joining a cluster ignores the flag.
+        self.ray.init(address=self.options.address, include_dashboard=False, log_to_driver=False)
         self.owned = True
 
     def close(self) -> None:
