@@ -8,6 +8,7 @@ cluster by ending the processes that hold its private temp folder (`ray stop` wo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -228,15 +229,11 @@ def _stop_cluster(temp_dir: str) -> None:
     ]
     family = {p.pid: p for p in mine}
     for process in mine:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             family.update((child.pid, child) for child in process.children(recursive=True))
-        except psutil.NoSuchProcess:
-            pass
     for process in family.values():
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(list(family.values()), timeout=30)
 
 
