@@ -1,9 +1,10 @@
 """The Ray Data engine on real Ray and the real embedded model: the local run's records and rejects, exactly once
 through a killed actor and a killed driver, a two-node cluster on this machine, and a clear message without Ray.
 
-Ray runs on loopback only, with token authentication off (RAY_AUTH_MODE=disabled: nothing outside this machine can
-reach it). Every Ray this module starts is stopped by it: the in-process one by `ray.shutdown()`, the two-node
-cluster by ending the processes that hold its private temp folder (`ray stop` would end every Ray on the machine).
+Ray runs on loopback only (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 makes it take 127.0.0.1 as the node's address), with
+token authentication off (RAY_AUTH_MODE=disabled: nothing outside this machine can reach it). Every Ray this module
+starts is stopped by it: the in-process one by `ray.shutdown()`, the two-node cluster by ending the processes that
+hold its private temp folder (`ray stop` would end every Ray on the machine).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from tagger.cli import app
 from tagger.errors import TaggerError
 from tests.conftest import SAMPLE_CATALOG
 
+# Read by Ray when it is imported: this process's Ray (`ray.init` below) listens on 127.0.0.1 only.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ray = pytest.importorskip("ray", reason="the Ray engine's tests need tagger[ray] (make install installs it)")
 psutil = pytest.importorskip("psutil")
 
@@ -45,6 +48,9 @@ def ray_env() -> Iterator[dict[str, str]]:
         patch.setenv("TAGGER_THREADS", "1")
         patch.setenv("RAY_AUTH_MODE", "disabled")
         patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        # Ray's servers listen on this machine's network address by default; this keeps them on 127.0.0.1 (Ray reads it
+        # when it is imported, hence also here for the drivers and nodes the tests start as processes).
+        patch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         yield dict(os.environ)
 
 
