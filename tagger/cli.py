@@ -381,6 +381,8 @@ def generate(
         raise _fail(f"unknown engine {engine!r}; choose local or ray")
     if engine == "ray" and workers > 1:
         raise _fail("the ray engine runs --actors, not --workers")
+    if engine == "local" and (ray_address or actors != 1 or cpus_per_actor != 1.0 or gpus_per_actor):
+        raise _fail("--ray-address, --actors, --cpus-per-actor and --gpus-per-actor go with --engine ray")
     try:
         fmt = detect_format(source, input_format)
     except ValueError as exc:

@@ -279,3 +279,18 @@ def test_a_two_node_cluster_writes_the_local_runs_records(
 
 # Counted from another driver: the test's own process may hold the module's local Ray.
 _COUNT_NODES = "import json, sys, ray; ray.init(address=sys.argv[1]); print(json.dumps(len(ray.nodes())))"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--actors", "2"], "go with --engine ray"),
+        (["--engine", "ray", "--workers", "2"], "runs --actors, not --workers"),
+        (["--engine", "spark"], "unknown engine 'spark'"),
+    ],
+)
+def test_engine_options_that_do_not_fit_are_refused(tmp_path: Path, options: list[str], message: str) -> None:
+    done = CliRunner().invoke(app, ["generate", str(SAMPLE_CATALOG), "-o", str(tmp_path / "out.jsonl"), *options])
+    assert done.exit_code == 1
+    assert message in " ".join(done.output.split())
+    assert not (tmp_path / "out.jsonl").exists()
