@@ -371,7 +371,10 @@ def generate(
     from tagger.run import RunOptions, rejects_path
 
     _logging(quiet, verbose)
-    if source != STDIN and not Path(source).is_file():
+    remote = "://" in source  # an object store's URI: the ray engine reads it (tagger.scale.uri)
+    if remote and engine != "ray":
+        raise _fail(f"{source}: catalogs in object stores are read by --engine ray; copy it here for a local run")
+    if source != STDIN and not remote and not Path(source).is_file():
         raise _fail(f"input file not found: {source}")
     if output.suffix.lower() not in (".jsonl", ".parquet"):
         raise _fail(f"the output must be a .jsonl or .parquet file, got {output}")

@@ -34,9 +34,9 @@ from tagger.build import TaggerSpec, build_tagger, build_taggers
 from tagger.cache import ResultCache
 from tagger.errors import TaggerError
 from tagger.io import Journal, RejectsFile, finish_output, prepare_output, read_rows
-from tagger.pipeline import Tagger
 from tagger.records import ErrorRecord, Record, TagRecord, to_json_line
 from tagger.run import BulkRun, RunOptions, RunSummary, _batches, _Entry, generate_records, rejects_path
+from tagger.scale.uri import is_uri, read_uri_rows
 
 log = logging.getLogger("tagger.scale")
 
@@ -199,7 +199,7 @@ def tag_catalog_ray(
     work = _Work(ray, started.connect, options.batch_size)
     spool = _Spool()
     try:
-        _plan(run, planner, source, options, sink, work, spool)
+        _plan(run, source, options, sink, work, spool)
         work.flush()
         if work.blocks:
             _generate(ray, run, actor_spec(spec, ray_options), ray_options, options.batch_size, work.blocks, sink)
@@ -237,10 +237,11 @@ class _Connection:
             self.owned = False
 
 
-def _plan(
-    run: BulkRun, planner: Tagger, source: str | Path, options: RunOptions, sink: _Sink, work: _Work, spool: _Spool
-) -> None:
-    rows = islice(read_rows(source, options.input_format, options.columns), options.limit)
+def _plan(run: BulkRun, source: str | Path, options: RunOptions, sink: _Sink, work: _Work, spool: _Spool) -> None:
+    if is_uri(source):
+        rows = islice(read_uri_rows(str(source), options.input_format, options.columns), options.limit)
+    else:
+        rows = islice(read_rows(source, options.input_format, options.columns), options.limit)
     for rows_batch in _batches(rows, options.batch_size):
         run.summary.rows += len(rows_batch)
         batch = run.plan(rows_batch)
