@@ -212,6 +212,7 @@ def tag_catalog_ray(
         run.close()
         if cache is None:
             run_cache.close()
+        planner.close()
         started.close()
     summary.seconds = time.perf_counter() - sink.start
     return summary
