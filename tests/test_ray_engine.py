@@ -1,10 +1,10 @@
 """The Ray Data engine on real Ray and the real embedded model: the local run's records and rejects, exactly once
 through a killed actor and a killed driver, a two-node cluster on this machine, and a clear message without Ray.
 
-Ray runs on loopback only (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 makes it take 127.0.0.1 as the node's address), with
-token authentication off (RAY_AUTH_MODE=disabled: nothing outside this machine can reach it). Every Ray this module
-starts is stopped by it: the in-process one by `ray.shutdown()`, the two-node cluster by ending the processes that
-hold its private temp folder (`ray stop` would end every Ray on the machine).
+The local Ray runs on loopback only (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 makes it take 127.0.0.1 as the node's
+address and listen there), with token authentication off; the two-node cluster (see `two_nodes`) with a token.
+Every Ray this module starts is stopped by it: the in-process one by `ray.shutdown()`, the two-node cluster by ending
+the processes that hold its private temp folder (`ray stop` would end every Ray on the machine).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -244,35 +245,43 @@ def _stop_cluster(temp_dir: str) -> None:
 
 
 @pytest.fixture
-def two_nodes(ray_env: dict[str, str]) -> Iterator[str]:
-    """A Ray cluster of two nodes on this machine, one CPU each: `ray start --head`, then `ray start --address`."""
+def two_nodes(ray_env: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
+    """A Ray cluster of two nodes on this machine, one CPU each: `ray start --head`, then `ray start --address`; its
+    address and the environment that reaches it.
+
+    Ray refuses a second node where it is told to stay on 127.0.0.1, and it listens on every interface in a cluster
+    (it has no bind address): the nodes take the loopback address 127.0.0.2 and the cluster admits only clients that
+    hold this test's random token (RAY_AUTH_MODE=token)."""
     temp_dir = tempfile.mkdtemp(prefix="tgr", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
-    address = f"127.0.0.1:{_free_port()}"
-    head = [str(RAY_BIN), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", address.split(":")[1]]
-    head += ["--num-cpus", "1", "--include-dashboard=false", "--dashboard-port", str(_free_port())]
-    head += ["--temp-dir", temp_dir, "--disable-usage-stats"]
-    worker = [str(RAY_BIN), "start", "--address", address, "--node-ip-address", "127.0.0.1", "--num-cpus", "1"]
+    env = {**ray_env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1", "RAY_AUTH_MODE": "token"}
+    env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    address = f"127.0.0.2:{_free_port()}"
+    node = ["--node-ip-address", "127.0.0.2", "--num-cpus", "1", "--disable-usage-stats"]
+    head = [str(RAY_BIN), "start", "--head", "--port", address.split(":")[1], *node]
+    head += ["--include-dashboard=false", "--dashboard-port", str(_free_port()), "--temp-dir", temp_dir]
+    worker = [str(RAY_BIN), "start", "--address", address, *node]
     try:
         for command in (head, worker):
-            started = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False, env=ray_env)
+            started = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False, env=env)
             assert started.returncode == 0, started.stderr
-        yield address
+        yield address, env
     finally:
         _stop_cluster(temp_dir)
 
 
 def test_a_two_node_cluster_writes_the_local_runs_records(
-    tmp_path: Path, hostile: dict[str, Any], two_nodes: str, ray_env: dict[str, str]
+    tmp_path: Path, hostile: dict[str, Any], two_nodes: tuple[str, dict[str, str]]
 ) -> None:
+    address, env = two_nodes
     output = tmp_path / "cluster.jsonl"
     uri = hostile["source"].as_uri()  # read as an object store's catalog is (pyarrow's filesystems), row for row
-    done = _generate(uri, output, ray_env, "--engine", "ray", "--ray-address", two_nodes, "--actors", "2")
+    done = _generate(uri, output, env, "--engine", "ray", "--ray-address", address, "--actors", "2")
     assert done.returncode == 3, done.stderr
     assert _comparable(_read(output)) == _comparable(hostile["records"])
     assert _rejects(tmp_path / "cluster.rejects.jsonl") == hostile["rejects"]
     nodes = json.loads(
         subprocess.run(
-            [sys.executable, "-c", _COUNT_NODES, two_nodes], capture_output=True, text=True, check=True, env=ray_env
+            [sys.executable, "-c", _COUNT_NODES, address], capture_output=True, text=True, check=True, env=env
         ).stdout
     )
     assert nodes == 2
