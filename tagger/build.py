@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tagger.backends import BACKENDS, Backend, backend_options, make_backend
+from tagger.calibrate import load_calibration
 from tagger.clean import CleaningConfig
 from tagger.errors import TaggerError
 from tagger.prompt import load_template
@@ -92,6 +93,13 @@ class TaggerSpec(_Spec):
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
     attributes: AttributeSource = "evidence"
     infer: bool = False  # with evidence: the model may add closed values the text does not state, marked inferred
+    # With evidence: the model copies a span for an extractive attribute no candidate was found for (decided "span").
+    # Off by default: the embedded model copies whole titles (README, "Evidence").
+    extract: bool = False
+    # Confidences: "default" (the calibration tagger ships, fitted on its dev sets with the embedded model), a file
+    # `tagger calibrate` wrote, or "off". min_confidence: values less sure than this go to warnings.
+    calibration: str = "default"
+    min_confidence: float | None = Field(default=None, ge=0, le=1)
 
     def describe(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
@@ -123,6 +131,9 @@ def build_taggers(
         pool = _read_pool(spec.narrowing.examples, chosen)
     shortlist, examples = _narrowing(spec.narrowing, chosen, pool)
     evidence = _evidence(chosen, pool) if spec.attributes == "evidence" else None
+    calibration = load_calibration(spec.calibration)
+    if spec.min_confidence is not None and calibration is None:
+        raise TaggerError("--min-confidence needs a calibration (--calibration default or a file), not off")
     engines = [_backend(spec.backend, count, load_model) for _ in range(count)]
     if wrap is not None:
         engines = [wrap(engine) for engine in engines]
@@ -137,6 +148,9 @@ def build_taggers(
             tree=spec.narrowing.tree,
             evidence=evidence,
             infer=spec.infer,
+            extract=spec.extract,
+            calibration=calibration,
+            min_confidence=spec.min_confidence,
         )
         for engine in engines
     ]

@@ -112,6 +112,31 @@ InferOpt = Annotated[
         help="The model may add closed values the text does not state (marked source=inferred); for a strong model",
     ),
 ]
+CalibrationOpt = Annotated[
+    str,
+    typer.Option(
+        help="Confidences: default (fitted on tagger's dev sets with the embedded model), a file from "
+        "`tagger calibrate`, or off",
+    ),
+]
+MinConfidenceOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--min-confidence",
+        min=0.0,
+        max=1.0,
+        help="Move values whose calibrated confidence is below this to warnings (precision for recall: the eval "
+        "report's precision-coverage table)",
+    ),
+]
+ExtractOpt = Annotated[
+    bool,
+    typer.Option(
+        "--extract",
+        help="The model copies a span for extractive attributes (model, brand) no candidate was found for; for a "
+        "strong model (the embedded one copies whole titles)",
+    ),
+]
 AttributesOpt = Annotated[
     AttributeSource,
     typer.Option(
@@ -164,6 +189,9 @@ def _spec(
     cleaning: CleaningConfig | None = None,
     attributes: AttributeSource = "evidence",
     infer: bool = False,
+    calibration: str = "default",
+    min_confidence: float | None = None,
+    extract: bool = False,
 ) -> TaggerSpec:
     backend_spec = BackendSpec(name=backend, model=model, options=options or {})
     return TaggerSpec(
@@ -174,6 +202,9 @@ def _spec(
         cleaning=cleaning or CleaningConfig(),
         attributes=attributes,
         infer=infer,
+        calibration=calibration,
+        min_confidence=min_confidence,
+        extract=extract,
     )
 
 
@@ -297,12 +328,29 @@ def tag(
     tree: TreeOpt = False,
     attributes: AttributesOpt = "evidence",
     infer: InferOpt = False,
+    calibration: CalibrationOpt = "default",
+    min_confidence: MinConfidenceOpt = None,
+    extract: ExtractOpt = False,
 ) -> None:
     """Tag one product and print its record."""
     product = _product(json_text, title, description, brand)
     narrowing = _narrowing(shortlist, examples, example_k, tree)
     server = _server(backend, base_url)
-    tagger = build_tagger(_spec(taxonomy, template, narrowing, backend, model, server, None, attributes, infer))
+    spec = _spec(
+        taxonomy,
+        template,
+        narrowing,
+        backend,
+        model,
+        server,
+        None,
+        attributes,
+        infer,
+        calibration,
+        min_confidence,
+        extract,
+    )
+    tagger = build_tagger(spec)
     try:
         record: Record = tagger.tag(product)
     finally:
@@ -350,6 +398,9 @@ def generate(
     tree: TreeOpt = False,
     attributes: AttributesOpt = "evidence",
     infer: InferOpt = False,
+    calibration: CalibrationOpt = "default",
+    min_confidence: MinConfidenceOpt = None,
+    extract: ExtractOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, errors only")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every batch and reject")] = False,
     engine: Annotated[
@@ -394,7 +445,20 @@ def generate(
     cleaning = CleaningConfig(enabled=not no_clean, description_tokens=description_tokens)
     narrowing = _narrowing(shortlist, examples, example_k, tree)
     server = _server(backend, base_url, max_in_flight)
-    spec = _spec(taxonomy, template, narrowing, backend, model, server, cleaning, attributes, infer)
+    spec = _spec(
+        taxonomy,
+        template,
+        narrowing,
+        backend,
+        model,
+        server,
+        cleaning,
+        attributes,
+        infer,
+        calibration,
+        min_confidence,
+        extract,
+    )
     options = RunOptions(fmt, columns, limit, batch_size, restart, rejects)
     result_cache = None if no_cache else ResultCache(cache or default_cache_path())
     try:
@@ -554,10 +618,11 @@ def main() -> None:
 
 
 def _register_eval_commands() -> None:
-    from tagger.evals.cli import compare_command, eval_command
+    from tagger.evals.cli import calibrate_command, compare_command, eval_command
 
     app.command("eval")(eval_command)
     app.command("compare")(compare_command)
+    app.command("calibrate")(calibrate_command)
     from tagger.review.cli import review_app
 
     app.add_typer(review_app, name="review")

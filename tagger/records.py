@@ -34,7 +34,16 @@ class Evidence(BaseModel):
     value: str
     source: Literal["text", "pool", "inferred"]  # stated in the product, learned from the labeled pool, inferred
     spans: list[Span] = Field(default_factory=list)
-    confidence: float | None = None  # in [0, 1]; None where nothing measured it
+    # Who settled it: the evidence alone (no rival), the model (a choice among rivals, or, for an inferred value,
+    # the model's guess), or the model's span (an extractive value no candidate offered: the model copied it from the
+    # text, and `spans` say where the text states it).
+    decided: Literal["evidence", "model", "span"] = "evidence"
+    # What was measured before calibration: the model's probability of choosing the value, or the pool's precision
+    # for the pattern that found it; None for a name stated in the text with no rival.
+    score: float | None = None
+    # The probability that the value is right, calibrated on the dev sets (tagger.calibrate) from the evidence's kind
+    # and its score; None where the calibration has no data for that kind.
+    confidence: float | None = None
 
 
 class CategoryEvidence(BaseModel):
@@ -48,7 +57,9 @@ class CategoryEvidence(BaseModel):
 class CategoryRef(BaseModel):
     id: str
     path: list[str]
-    confidence: float | None = None  # in [0, 1]: retrieval margin, the examples' vote share, or the model's probability
+    # What was measured: the retrieval's margin, the examples' vote share, or the model's probability.
+    score: float | None = None
+    confidence: float | None = None  # the calibrated probability that the category is right (tagger.calibrate)
     evidence: CategoryEvidence | None = None
 
 
@@ -66,6 +77,8 @@ class Provenance(BaseModel):
     decoding: dict[str, float | int]
     cleaning: str = "off"  # the cleaning config's hash, or "off"
     strategy: str = "flat"  # how the category was narrowed before the model chose: flat, shortlist, examples
+    calibration: str = "none"  # the calibration's hash (tagger.calibrate), or "none": confidences are not set
+    min_confidence: float | None = None  # values below it were moved to warnings
     truncated: list[Truncation] = Field(default_factory=list)  # fields cut to their token budget for this product
 
 

@@ -60,14 +60,26 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def find_span(value: str, text: str) -> str | None:
-    """`value` as it is written in `text` (case and runs of spaces aside), or None when the text does not hold it."""
+def _pattern(value: str) -> re.Pattern[str] | None:
     needle = _squash(value)
     if not needle:
         return None
-    pattern = r"\s+".join(re.escape(word) for word in needle.split(" "))
-    match = re.search(pattern, text, flags=re.IGNORECASE)
+    return re.compile(r"\s+".join(re.escape(word) for word in needle.split(" ")), flags=re.IGNORECASE)
+
+
+def find_span(value: str, text: str) -> str | None:
+    """`value` as it is written in `text` (case and runs of spaces aside), or None when the text does not hold it."""
+    pattern = _pattern(value)
+    match = pattern.search(text) if pattern else None
     return match.group(0) if match else None
+
+
+def find_spans(value: str, text: str, limit: int) -> list[tuple[int, int]]:
+    """Where `value` stands in `text` (as `find_span` finds it): the first `limit` [start, end) ranges."""
+    pattern = _pattern(value)
+    if pattern is None:
+        return []
+    return [match.span() for _, match in zip(range(limit), pattern.finditer(text), strict=False)]
 
 
 def _allowed_value(attribute: Attribute, value: str, product_text: str) -> str | None:

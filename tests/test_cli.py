@@ -54,14 +54,14 @@ def test_render_prints_the_first_model_call() -> None:
     # The default: retrieval decides the category, evidence the attributes: the scarf's are all stated, no call.
     settled = runner.invoke(app, scarf)
     assert settled.exit_code == 0, settled.output
-    assert "(decided by shortlist:all-MiniLM-L6-v2:k=1+evidence: no model call)" in settled.output
+    assert "(decided by shortlist:all-MiniLM-L6-v2:k=1:title_description/leaf_parent+evidence: no model call)" in settled.output
     assert "no model call for the attributes" in settled.output and "stage: user" not in settled.output
     assert "llama_context" not in settled.output  # the tokenizer loads quietly
     result = runner.invoke(app, [*scarf, "--attributes", "model"])  # the model fills every attribute
     assert result.exit_code == 0, result.output
     assert "Title: Blue wool scarf\nBrand: Loom" in result.output
     assert "sha256:" in result.output
-    assert "(decided by shortlist:all-MiniLM-L6-v2:k=1: no model call)" in result.output
+    assert "(decided by shortlist:all-MiniLM-L6-v2:k=1:title_description/leaf_parent: no model call)" in result.output
     assert "attributes stage: user" in result.output and "category stage" not in result.output
     rivals = '{"id": "b", "title": "Slim fit or regular fit cotton T-Shirt, short sleeve and long sleeve options"}'
     chosen = runner.invoke(app, ["render", "--json", rivals])  # evidence leaves the model rivals to choose between
@@ -91,7 +91,7 @@ def test_tag_one_product_as_a_subprocess() -> None:
     assert record["id"] == "cli"
     assert record["provenance"]["backend"] == "llamacpp"
     # The default: retrieval decides the category (a shortlist of one), the model fills the attributes.
-    assert record["provenance"]["strategy"] == "shortlist:all-MiniLM-L6-v2:k=1+evidence"
+    assert record["provenance"]["strategy"] == "shortlist:all-MiniLM-L6-v2:k=1:title_description/leaf_parent+evidence"
     assert record["category"]["path"] == ["Home & Kitchen", "Kitchen Appliances", "Kettles"]
 
 

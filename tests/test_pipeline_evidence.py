@@ -72,9 +72,10 @@ def test_the_model_chooses_only_between_rivals(evidence_tagger: tuple[Tagger, Re
         "Regular",
     }
     assert "Relaxed" not in json.dumps(offered)  # a value the text does not state is not offered
+    assert "null" not in json.dumps(offered)  # the text states each rival: the model picks one, never none
     assert record.attributes["material"] == ["Cotton"]
     for handle in ("sleeve_length", "fit"):
-        assert len(record.attributes.get(handle, [])) <= 1
+        assert len(record.attributes[handle]) == 1
     assert set(record.attributes.get("fit", [])) <= {"Slim", "Regular"}
     _assert_explained(record, RIVALS)
 
@@ -160,3 +161,23 @@ def test_infer_adds_only_marked_closed_values(backend: LlamaCppBackend, default_
             assert item.spans == []
             assert item.value in allowed[item.attribute]
     assert inferring.provenance.strategy == "evidence+infer"
+
+
+def test_extract_asks_the_model_for_a_span_no_candidate_offered(
+    backend: LlamaCppBackend, default_taxonomy: Taxonomy
+) -> None:
+    phone = Product("x1", "Voltix X12 Smartphone 128 GB, Midnight Black, 5G", "", {"brand": "Voltix"})
+    category = default_taxonomy.categories["phones"]
+    matcher = EvidenceMatcher(default_taxonomy)
+    plain = Tagger(default_taxonomy, backend, evidence=matcher).tag_batch([phone], [category])[0]
+    recording = RecordingBackend(backend)
+    extracting = Tagger(default_taxonomy, recording, evidence=matcher, extract=True).tag_batch([phone], [category])[0]
+    assert isinstance(plain, TagRecord) and isinstance(extracting, TagRecord)
+    assert "model" not in plain.attributes  # no candidate: by default nothing is written
+    [request] = recording.requests
+    assert request.schema is not None and request.schema.grammar is not None  # spans of this product's text only
+    assert set(request.schema.json_schema["properties"]) == {"model"}
+    spanned = [e for e in extracting.evidence if e.decided == "span"]
+    assert [e.attribute for e in spanned] == ["model"]  # the embedded model answers here (measured: the title)
+    _assert_explained(extracting, phone)  # its spans are where the cleaned text states it
+    assert extracting.provenance.strategy == "evidence+extract"

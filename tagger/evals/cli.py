@@ -70,6 +70,9 @@ def eval_command(
         Optional[Path], typer.Option(help="The data folder [default: $TAGGER_DATA_ROOT or ../shared/data]")
     ] = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N products of the sample")] = None,
+    seed: Annotated[
+        Optional[int], typer.Option(help="Draw the sample with this seed (another sample of the same size)")
+    ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: eval-results/NAME]")] = None,
     template: Annotated[Optional[str], typer.Option(help="Use this template instead of the config's")] = None,
     compare: Annotated[
@@ -100,6 +103,8 @@ def eval_command(
         raise typer.Exit(1) from exc
     if shortlist is not None:
         config.pipeline.shortlist = shortlist
+    if seed is not None:
+        config.sample.seed = seed
     if examples is not None:
         config.pipeline.examples = ExamplesConfig(k=examples) if examples else None
     if tree:  # the tree walks the taxonomy itself: it replaces the config's shortlist unless one was asked for
@@ -109,6 +114,7 @@ def eval_command(
         name
         for name, given in (
             ("--limit", limit),
+            ("--seed", seed),
             ("--template", template),
             ("--shortlist", shortlist),
             ("--examples", examples),
@@ -202,3 +208,33 @@ def compare_command(
     left, right = load_samples(a), load_samples(b)
     console.print(_deltas_table(f"{a} vs {b}", compare_metrics(left, right, names), "A", "B"))
     _print_changes(changed_products(left, right))
+
+
+def calibrate_command(
+    runs: Annotated[list[Path], typer.Argument(help="Eval output folders to fit on (their main run's samples)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The calibration file to write (JSON)")],
+    exclude: Annotated[
+        Optional[list[Path]],
+        typer.Option(help="Eval output folders whose products are left out (the ones the calibration is judged on)"),
+    ] = None,
+) -> None:
+    """Fit the confidences: per kind of value and of category, the share that was right on labeled evals, over
+    what measured it (isotonic). Use it with `tagger generate --calibration FILE`; judge it with `tagger eval` on
+    other products (attribute_ece, category_ece, the report's reliability diagram)."""
+    from tagger.calibrate.fit import fit, observations
+
+    left_out = {s.id for folder in exclude or [] for s in load_samples(folder)}
+    found = []
+    for folder in runs:
+        samples = [s for s in load_samples(folder) if s.id not in left_out]
+        found += observations(samples)
+        console.print(f"{folder}: {len(samples)} products")
+    calibration = fit(found, [str(folder) for folder in runs])
+    output.write_text(calibration.model_dump_json(indent=1) + "\n", encoding="utf-8")
+    table = Table(title=f"{output}: {len(found)} observations")
+    for column in ("kind", "n", "rate", "steps"):
+        table.add_column(column)
+    for kind, curve in calibration.kinds.items():
+        steps = ", ".join(f"<={b:.3f}: {r:.2f}" for b, r in zip(curve.bounds, curve.rates, strict=True))
+        table.add_row(kind, str(curve.n), f"{curve.rate:.3f}", steps or "-")
+    console.print(table)

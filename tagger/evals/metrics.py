@@ -13,6 +13,13 @@ Definitions (also in README.md, "Metrics"):
   VC / (VN + VC + VW); micro over all pairs, macro = mean of per-attribute F1.
 - validity: share of products with a tag record (not an error record); error_rate = 1 - validity.
 - conformance: share of tag records whose every value passes the independent taxonomy check (must be 1.0).
+- evidence_valid: share of tag records with evidence spans whose every span is the cleaned field's text at its
+  offsets (must be 1.0).
+- attribute_ece / category_ece: expected calibration error of the confidences, over the written values of scored
+  attributes (right: the value is one of the gold's) or the categories: values binned by confidence in 10 equal
+  bins, sum over bins of |hit rate - mean confidence| weighted by the bin's share. Values without a confidence are
+  left out; attribute_confidence_coverage says what share had one.
+  The report adds a reliability diagram and a precision-coverage table over the confidence.
 - latency_p50_s / latency_p95_s, prompt_tokens / completion_tokens (mean per product), products_per_s.
 
 Any attribute metric takes a selector after "@": `attribute_f1@color` scores only color's pairs,
@@ -152,6 +159,71 @@ def attribute_macro_f1(samples: Sequence[ScoredSample]) -> float | None:
     return sum(precision_recall(c)[2] for c in per_attribute.values()) / len(per_attribute)
 
 
+# --- evidence and confidence ----------------------------------------------------------------------------------------
+
+BINS = 10
+
+
+@metric("evidence_valid")
+def evidence_valid(samples: Sequence[ScoredSample]) -> float | None:
+    return _share([s.evidence_valid for s in samples if s.evidence_valid is not None])
+
+
+def reliability(pairs: Sequence[tuple[float, bool]], bins: int = BINS) -> list[tuple[float, float, int]]:
+    """Per non-empty confidence bin: (mean confidence, hit rate, count)."""
+    grouped: dict[int, list[tuple[float, bool]]] = {}
+    for confidence, correct in pairs:
+        grouped.setdefault(min(int(confidence * bins), bins - 1), []).append((confidence, correct))
+    return [
+        (sum(c for c, _ in found) / len(found), sum(r for _, r in found) / len(found), len(found))
+        for _, found in sorted(grouped.items())
+    ]
+
+
+def expected_calibration_error(pairs: Sequence[tuple[float, bool]]) -> float | None:
+    if not pairs:
+        return None
+    return sum(abs(hit - mean) * n for mean, hit, n in reliability(pairs)) / len(pairs)
+
+
+def value_confidences(samples: Sequence[ScoredSample]) -> list[tuple[float, bool]]:
+    return [(v["confidence"], v["correct"]) for s in samples for v in s.values if v["confidence"] is not None]
+
+
+def category_confidences(samples: Sequence[ScoredSample]) -> list[tuple[float, bool]]:
+    return [
+        (s.category_confidence, s.category.exact)
+        for s in samples
+        if s.category is not None and s.category_confidence is not None
+    ]
+
+
+@metric("attribute_ece")
+def attribute_ece(samples: Sequence[ScoredSample]) -> float | None:
+    return expected_calibration_error(value_confidences(samples))
+
+
+@metric("category_ece")
+def category_ece(samples: Sequence[ScoredSample]) -> float | None:
+    return expected_calibration_error(category_confidences(samples))
+
+
+@metric("attribute_confidence_coverage")
+def attribute_confidence_coverage(samples: Sequence[ScoredSample]) -> float | None:
+    return _share([v["confidence"] is not None for s in samples for v in s.values])
+
+
+def precision_coverage(
+    pairs: Sequence[tuple[float, bool]], thresholds: Sequence[float]
+) -> list[tuple[float, float, float | None]]:
+    """Per threshold: (threshold, share of values kept at confidence >= threshold, precision of those kept)."""
+    rows = []
+    for threshold in thresholds:
+        kept = [correct for confidence, correct in pairs if confidence >= threshold]
+        rows.append((threshold, _div(len(kept), len(pairs)), _share(kept)))
+    return rows
+
+
 # --- validity and cost --------------------------------------------------------------------------------------------
 
 
@@ -205,7 +277,15 @@ def products_per_s(samples: Sequence[ScoredSample]) -> float | None:
 
 
 # Metrics where lower is better: the gate and compare read them the other way round.
-LOWER_IS_BETTER = {"error_rate", "latency_p50_s", "latency_p95_s", "prompt_tokens", "completion_tokens"}
+LOWER_IS_BETTER = {
+    "attribute_ece",
+    "category_ece",
+    "error_rate",
+    "latency_p50_s",
+    "latency_p95_s",
+    "prompt_tokens",
+    "completion_tokens",
+}
 
 
 def _selected(fn: Metric, selector: str) -> Metric:
@@ -220,7 +300,12 @@ def _selected(fn: Metric, selector: str) -> Metric:
 
     def scored(samples: Sequence[ScoredSample]) -> float | None:
         picked = [
-            dataclasses.replace(s, attributes={h: v for h, v in s.attributes.items() if keep(h)}) for s in samples
+            dataclasses.replace(
+                s,
+                attributes={h: v for h, v in s.attributes.items() if keep(h)},
+                values=[v for v in s.values if keep(v["attribute"])],
+            )
+            for s in samples
         ]
         return fn(picked)
 

@@ -11,7 +11,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from tagger.evals.dataset import UnmappedSummary, unmapped_summary
-from tagger.evals.metrics import attribute_counts, precision_recall
+from tagger.evals.metrics import (
+    attribute_counts,
+    category_confidences,
+    expected_calibration_error,
+    precision_coverage,
+    precision_recall,
+    reliability,
+    value_confidences,
+)
 from tagger.evals.runner import EvalOutcome, EvalRun
 from tagger.evals.samples import CategoryScore, ScoredSample
 from tagger.records import Provenance
@@ -20,6 +28,8 @@ RESULTS = "results.json"
 SAMPLES = "samples.jsonl"
 REPORT = "report.md"
 CHART = "category_accuracy.png"
+RELIABILITY = "reliability.png"
+THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 class RunResult(BaseModel):
@@ -127,7 +137,8 @@ def write_outputs(outcome: EvalOutcome, result: EvalResult, out_dir: Path) -> No
             for index in range(len(run.samples)):
                 handle.write(json.dumps(_sample_line(outcome, run, index), ensure_ascii=False) + "\n")
     chart = _chart(outcome, out_dir / CHART)
-    (out_dir / REPORT).write_text(_report(outcome, result, chart), encoding="utf-8")
+    diagram = _reliability_chart(outcome.main, out_dir / RELIABILITY)
+    (out_dir / REPORT).write_text(_report(outcome, result, chart, diagram), encoding="utf-8")
 
 
 def _fmt(value: float | None) -> str:
@@ -144,7 +155,7 @@ def _by_gold_category(outcome: EvalOutcome, samples: list[ScoredSample], depth: 
     return groups
 
 
-def _report(outcome: EvalOutcome, result: EvalResult, chart: str | None) -> str:
+def _report(outcome: EvalOutcome, result: EvalResult, chart: str | None, diagram: str | None = None) -> str:
     config, main = outcome.config, outcome.main
     lines = [
         f"# Eval {config.name} v{config.version}",
@@ -198,9 +209,77 @@ def _report(outcome: EvalOutcome, result: EvalResult, chart: str | None) -> str:
             lines.append(f"| {handle} | {sum(c.values())} | {p:.2f} | {r:.2f} | {f:.2f} | {cells} |")
     if chart:
         lines += ["", f"![category accuracy by top-level category]({chart})"]
+    lines += _confidence_section(main, diagram)
     lines += ["", f"## Example failures ({main.name})", ""]
     lines += _failures(outcome, main)
     return "\n".join(lines) + "\n"
+
+
+def _confidence_section(run: EvalRun, diagram: str | None) -> list[str]:
+    """How far the confidences can be trusted: per kind of value, the reliability bins, and what a user keeps (and
+    how precise it is) at each --min-confidence."""
+    values, categories = value_confidences(run.samples), category_confidences(run.samples)
+    if not values and not categories:
+        return []
+    lines = [
+        "",
+        f"## Confidence ({run.name})",
+        "",
+        f"ECE: values {_fmt(expected_calibration_error(values))} ({len(values)} with a confidence), "
+        f"categories {_fmt(expected_calibration_error(categories))} ({len(categories)}).",
+        "",
+        "| kind | values | mean confidence | right |",
+        "|---|---|---|---|",
+    ]
+    kinds: dict[str, list[tuple[float | None, bool]]] = defaultdict(list)
+    for sample in run.samples:
+        for value in sample.values:
+            kinds[value["kind"]].append((value["confidence"], value["correct"]))
+        if sample.category is not None and sample.category_kind is not None:
+            kinds[sample.category_kind].append((sample.category_confidence, sample.category.exact))
+    for kind, found in sorted(kinds.items()):
+        known = [c for c, _ in found if c is not None]
+        mean = sum(known) / len(known) if known else None
+        lines.append(f"| {kind} | {len(found)} | {_fmt(mean)} | {_fmt(sum(r for _, r in found) / len(found))} |")
+    for title, pairs in (("values", values), ("categories", categories)):
+        if not pairs:
+            continue
+        lines += ["", f"Reliability ({title}):", "", "| mean confidence | right | n |", "|---|---|---|"]
+        lines += [f"| {mean:.3f} | {hit:.3f} | {n} |" for mean, hit, n in reliability(pairs)]
+    if values:
+        lines += ["", "Precision and coverage by `--min-confidence` (values):", "", "| P | kept | precision |"]
+        lines += ["|---|---|---|"]
+        lines += [f"| {t:.2f} | {kept:.3f} | {_fmt(p)} |" for t, kept, p in precision_coverage(values, THRESHOLDS)]
+    if diagram:
+        lines += ["", f"![reliability diagram]({diagram})"]
+    return lines
+
+
+def _reliability_chart(run: EvalRun, path: Path) -> str | None:
+    curves = {"values": value_confidences(run.samples), "categories": category_confidences(run.samples)}
+    if not any(curves.values()):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="calibrated")
+    for name, pairs in curves.items():
+        if pairs:
+            bins = reliability(pairs)
+            ax.plot([b[0] for b in bins], [b[1] for b in bins], marker="o", label=f"{name} ({len(pairs)})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (bin mean)")
+    ax.set_ylabel("share right")
+    ax.set_title(f"{run.name}: reliability")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
 
 
 def _failures(outcome: EvalOutcome, run: EvalRun, count: int = 10) -> list[str]:

@@ -23,6 +23,7 @@ from tagger.taxonomy import Category, Taxonomy, load_taxonomy
 
 if TYPE_CHECKING:
     from tagger.build import TaggerSpec
+    from tagger.clean import Cleaner
     from tagger.pipeline import Rendered
     from tagger.retrieval import PoolItem
 
@@ -150,7 +151,20 @@ def run_pipeline(
             on_progress(len(batch))
     seconds = time.perf_counter() - start
     reference = outcome.reference
-    samples = [score(r, e.gold, outcome.taxonomy, e.product, reference) for r, e in zip(records, labeled, strict=True)]
+    # The evidence spans are checked against each product cleaned as the pipeline cleans it (a baseline without a
+    # cleaner has no spans to check).
+    cleaner: Cleaner | None = getattr(pipeline, "cleaner", None)
+    samples = [
+        score(
+            r,
+            e.gold,
+            outcome.taxonomy,
+            e.product,
+            reference,
+            cleaner.clean(e.product).product if cleaner is not None and isinstance(r, TagRecord) else None,
+        )
+        for r, e in zip(records, labeled, strict=True)
+    ]
     metrics = compute(outcome.config.metrics, samples)
     if "products_per_s" in metrics and seconds:
         metrics["products_per_s"] = len(samples) / seconds  # wall clock: what a user waits for
@@ -237,6 +251,11 @@ class _OnCategories:
             else:
                 records += self.inner.tag_batch([product], [category])
         return records
+
+    @property
+    def cleaner(self) -> Cleaner | None:
+        found: Cleaner | None = getattr(self.inner, "cleaner", None)
+        return found
 
     def close(self) -> None:
         self.inner.close()

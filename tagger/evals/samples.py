@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tagger import calibrate
 from tagger.evals.conformance import ConformanceError, Reference, check_record
 from tagger.product import Product
 from tagger.records import ErrorRecord, Record, TagRecord
@@ -51,6 +52,13 @@ class ScoredSample:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     nonconformity: str | None = None  # why the record failed the conformance check
+    # Every written value of a scored attribute: {attribute, value, kind, score, confidence, correct} (correct: the
+    # value is one of the gold's; an attribute the gold says is n/a makes it wrong), for calibration and coverage.
+    values: list[dict[str, Any]] = field(default_factory=list)
+    category_kind: str | None = None
+    category_score: float | None = None
+    category_confidence: float | None = None
+    evidence_valid: bool | None = None  # every span's text is the cleaned field's at its offsets; None: no spans
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,8 +90,46 @@ def attribute_verdict(predicted: list[str], accepted: list[str]) -> str:
     return "VC" if guess in gold else "VW"
 
 
-def score(record: Record, gold: Gold, taxonomy: Taxonomy, product: Product, reference: Reference) -> ScoredSample:
-    """One record against its gold; `conforms` comes from the independent check against `reference`."""
+def value_scores(record: TagRecord, gold: Gold) -> list[dict[str, Any]]:
+    """Each value of an attribute the gold scores, with its kind, score, confidence and whether it is right."""
+    scored = []
+    for evidence in record.evidence:
+        accepted = gold.attributes.get(evidence.attribute)
+        if accepted is None:
+            continue
+        right = normalize(evidence.value) in {normalize(v) for v in accepted} - NA
+        scored.append(
+            {
+                "attribute": evidence.attribute,
+                "value": evidence.value,
+                "kind": calibrate.value_kind(evidence),
+                "score": evidence.score,
+                "confidence": evidence.confidence,
+                "correct": right,
+            }
+        )
+    return scored
+
+
+def spans_hold(record: TagRecord, cleaned: Product) -> bool | None:
+    """Whether every evidence span's text is the cleaned field's text at its offsets (None: the record has none)."""
+    fields = {"title": cleaned.title, "description": cleaned.description, **cleaned.fields}
+    spans = [span for evidence in record.evidence for span in evidence.spans]
+    if not spans:
+        return None
+    return all(fields.get(s.field, "")[s.start : s.end] == s.text and s.start < s.end for s in spans)
+
+
+def score(
+    record: Record,
+    gold: Gold,
+    taxonomy: Taxonomy,
+    product: Product,
+    reference: Reference,
+    cleaned: Product | None = None,
+) -> ScoredSample:
+    """One record against its gold; `conforms` comes from the independent check against `reference`; the evidence
+    spans are checked against `cleaned` (the product as the pipeline cleaned it) when given."""
     usage = None if isinstance(record, ErrorRecord) else record.usage
     predicted = None if isinstance(record, ErrorRecord) else record.category.id
     values = {} if isinstance(record, ErrorRecord) else record.attributes
@@ -93,6 +139,7 @@ def score(record: Record, gold: Gold, taxonomy: Taxonomy, product: Product, refe
             check_record(reference, record, product)
         except ConformanceError as exc:
             nonconformity = str(exc)
+    tagged = record if isinstance(record, TagRecord) else None
     return ScoredSample(
         id=product.id,
         error=record.error.kind if isinstance(record, ErrorRecord) else None,
@@ -105,4 +152,9 @@ def score(record: Record, gold: Gold, taxonomy: Taxonomy, product: Product, refe
         prompt_tokens=usage.prompt_tokens if usage else 0,
         completion_tokens=usage.completion_tokens if usage else 0,
         nonconformity=nonconformity,
+        values=value_scores(tagged, gold) if tagged else [],
+        category_kind=calibrate.category_kind(tagged.category) if tagged else None,
+        category_score=tagged.category.score if tagged else None,
+        category_confidence=tagged.category.confidence if tagged else None,
+        evidence_valid=spans_hold(tagged, cleaned) if tagged and cleaned is not None else None,
     )

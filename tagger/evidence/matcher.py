@@ -26,7 +26,7 @@ from tagger.product import Product
 from tagger.records import Evidence, Span
 from tagger.retrieval.examples import PoolItem
 from tagger.taxonomy import Attribute, Category, Taxonomy
-from tagger.validate import find_span
+from tagger.validate import find_span, find_spans
 
 MAX_SPANS = 5  # spans kept per value: enough to show where, without copying a repetitive description
 CUE_WINDOW = 3  # words on either side of a weak name where the attribute's own name must stand
@@ -57,7 +57,7 @@ class _Hit:
     end: int
     text: str  # the cleaned field's text at [start, end)
     words: tuple[str, ...]  # its normalized words
-    confidence: float | None = None
+    score: float | None = None  # the pool's precision for the pattern
     shape: bool = False  # an identifier matched by its shape, not by name
 
     @property
@@ -340,7 +340,7 @@ class EvidenceMatcher:
         )
         own_shown = own is not None and own.category.id == category.id
         labeled, precision = self.lexicon.dictionary_precision(entry, own_labeled, own_shown)
-        hit.confidence = round(precision, 4)
+        hit.score = round(precision, 4)
         return labeled > 0 and precision >= self.lexicon.settings.min_dictionary_precision
 
     def _keep_rule_hit(self, hit: _Hit, own: PoolItem | None, own_grams: set[tuple[str, ...]]) -> bool:
@@ -352,7 +352,7 @@ class EvidenceMatcher:
         kept = self.lexicon.rule_without(rule, own, hit.handle, gram in own_grams)
         if kept is None:
             return False
-        hit.confidence = round(kept.precision, 4)
+        hit.score = round(kept.precision, 4)
         return True
 
     def _evidence(self, compiled: CompiledCategory, hits: list[_Hit], rules: list[_Hit]) -> dict[str, list[Evidence]]:
@@ -415,12 +415,21 @@ def _to_evidence(handle: str, group: list[_Hit]) -> Evidence:
         if (hit.field, hit.start) not in seen:
             seen.add((hit.field, hit.start))
             spans.append(Span(field=hit.field, start=hit.start, end=hit.end, text=hit.text))
-    confidences = [h.confidence for h in group if h.confidence is not None]
+    scores = [h.score for h in group if h.score is not None]
     source: Source = "text" if any(h.source == "text" for h in group) else "pool"
     return Evidence(
         attribute=handle,
         value=value,
         source=source,
         spans=spans,
-        confidence=max(confidences) if confidences and source == "pool" else None,
+        score=max(scores) if scores and source == "pool" else None,
     )
+
+
+def spans_of(value: str, product: Product) -> list[Span]:
+    """Where the cleaned product states `value` (a span the model extracted), field by field: at most MAX_SPANS."""
+    spans: list[Span] = []
+    for name, text in product_text_fields(product):
+        for start, end in find_spans(value, text, MAX_SPANS - len(spans)):
+            spans.append(Span(field=name, start=start, end=end, text=text[start:end]))
+    return spans

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from tagger._paths import cache_dir
 from tagger.retrieval.minilm import BertEncoder
+from tagger.retrieval.texts import CategoryText, full_path
 from tagger.taxonomy import Category, Taxonomy
 
 Vectors = npt.NDArray[np.float32]
@@ -60,11 +61,13 @@ class Embedder:
 
 
 class CategoryIndex:
-    """Category paths and their vectors; `nearest` ranks categories by cosine similarity to a text's vector."""
+    """Categories and the vectors of their texts (`category_text`: the full path by default);  `nearest` ranks
+    categories by cosine similarity to a text's vector."""
 
-    def __init__(self, taxonomy: Taxonomy, embedder: Embedder) -> None:
+    def __init__(self, taxonomy: Taxonomy, embedder: Embedder, category_text: CategoryText = full_path) -> None:
         self.categories: list[Category] = list(taxonomy.categories.values())
-        texts = [c.full_path for c in self.categories]
+        texts = [category_text(c, taxonomy) for c in self.categories]
+        # The key holds every text embedded, so another category text (or a changed taxonomy) is another file.
         key = "\n".join([embedder.cache_key, taxonomy.name, taxonomy.version, *texts])
         path = cache_dir("embeddings") / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
         if path.is_file():
@@ -76,6 +79,7 @@ class CategoryIndex:
             tmp.replace(path)
 
     def nearest(self, queries: Vectors, k: int) -> list[list[tuple[Category, float]]]:
+        """Per query vector, the k nearest categories and their cosine similarities, most similar first."""
         scores = queries @ self.vectors.T
         top = np.argsort(-scores, axis=1)[:, :k]
         return [[(self.categories[j], float(scores[i, j])) for j in row] for i, row in enumerate(top)]

@@ -22,7 +22,7 @@ from tagger.clean import Cleaner, content_key
 from tagger.errors import TaggerError
 from tagger.product import Columns, Product, ProductError, product_from_record
 from tagger.retrieval.embeddings import Embedder, Vectors
-from tagger.retrieval.shortlist import query_text
+from tagger.retrieval.texts import title_brand
 from tagger.taxonomy import PATH_SEPARATOR, Category, Taxonomy
 
 
@@ -67,6 +67,9 @@ def read_pool(path: Path, taxonomy: Taxonomy, columns: Columns | None = None) ->
     return items
 
 
+example_text = title_brand  # what a product and a pool item are compared by
+
+
 def vote(shots: Sequence[PoolItem]) -> Category:
     """The category most of `shots` (nearest first) have; the nearest one's among equals."""
     counts = Counter(s.category.id for s in shots)
@@ -91,7 +94,9 @@ class ExamplePool:
         self.items = [PoolItem(clean.clean(i.product).product, i.category, i.attributes) for i in items]
         self.embedder = embedder
         self.k = k
-        self._vectors: Vectors = self.embedder.encode([query_text(i.product) for i in self.items])
+        # Product to product by title and brand: the k-NN vote and the gates were measured so (the category query
+        # text, tagger.retrieval.shortlist.query_text, was measured for product to category path only).
+        self._vectors: Vectors = self.embedder.encode([example_text(i.product) for i in self.items])
         self._keys = [content_key(i.product) for i in self.items]
         digest = hashlib.sha256("\n".join(f"{i.product.id}\t{i.category.id}" for i in self.items).encode())
         self.fingerprint = digest.hexdigest()[:16]
@@ -107,7 +112,7 @@ class ExamplePool:
         items of that category: their answers have the shape the product's own answer must have."""
         if not products:
             return []
-        scores = self.embedder.encode([query_text(p) for p in products]) @ self._vectors.T
+        scores = self.embedder.encode([example_text(p) for p in products]) @ self._vectors.T
         order = np.argsort(-scores, axis=1)
         wanted: Sequence[Category | None] = categories or [None] * len(products)
         found = []

@@ -74,9 +74,11 @@ def category_schema(categories: Sequence[Category]) -> OutputSchema:
     return OutputSchema("category", model, _finish(model))
 
 
-def _attribute_field(attribute: Attribute) -> tuple[Any, Any]:
+def _attribute_field(attribute: Attribute, required: bool = False) -> tuple[Any, Any]:
     # Handles such as "target-gender" are not Python names: the field is a0, a1, ... and the JSON key its alias.
     named: dict[str, Any] = {"alias": attribute.handle, "title": attribute.name}
+    if required and not attribute.extractive and not attribute.multi:
+        return (_literal(attribute.values), Field(**named))  # one of the values: null is not offered
     if attribute.extractive:
         span = Annotated[str, Field(min_length=1, max_length=MAX_EXTRACT_CHARS)]
         return (span | None, Field(**named))
@@ -86,9 +88,12 @@ def _attribute_field(attribute: Attribute) -> tuple[Any, Any]:
     return (_literal(attribute.values) | None, Field(**named))
 
 
-def attribute_schema(category: Category, attributes: Sequence[Attribute]) -> OutputSchema:
-    """Stage 2: every attribute of the category, each required; null or [] says the text does not tell."""
-    fields = {f"a{i}": _attribute_field(a) for i, a in enumerate(attributes)}
+def attribute_schema(
+    category: Category, attributes: Sequence[Attribute], must_choose: Sequence[str] = ()
+) -> OutputSchema:
+    """Stage 2: every attribute of the category, each required; null or [] says the text does not tell, except for
+    the single-valued closed attributes in `must_choose`, which must take one of their values."""
+    fields = {f"a{i}": _attribute_field(a, a.handle in must_choose) for i, a in enumerate(attributes)}
     model = create_model("AttributeAnswer", __base__=_Closed, **fields)  # type: ignore[call-overload]
     return OutputSchema(f"attributes:{category.id}", model, _finish(model))
 

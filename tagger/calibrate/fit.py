@@ -1,0 +1,83 @@
+"""Fitting a calibration on scored eval samples: per kind, isotonic regression of "right" over the score.
+
+Isotonic regression by pool-adjacent violators: the values of a kind sorted by score, adjacent blocks merged while a
+block's hit rate is below the one before it, and blocks smaller than MIN_BLOCK merged into a neighbour, so that no
+step rests on a handful of values. Rates are smoothed (hits + 1) / (n + 2): a step of 20 right values says 0.95,
+not a certainty. A kind with fewer than MIN_KIND values is left to its family's curve.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tagger.calibrate import Calibration, Curve, family
+
+if TYPE_CHECKING:
+    from tagger.evals.samples import ScoredSample
+
+MIN_BLOCK = 10
+MIN_KIND = 20
+
+
+@dataclass(frozen=True)
+class Observation:
+    kind: str
+    score: float | None
+    correct: bool
+
+
+def _smoothed(hits: float, n: int) -> float:
+    return (hits + 1) / (n + 2)
+
+
+def isotonic(points: Sequence[tuple[float, bool]]) -> tuple[list[float], list[float]]:
+    """The steps (highest score of each block, smoothed hit rate) of `(score, correct)` points."""
+    blocks: list[list[float]] = []  # [hits, n, highest score]
+    for score, correct in sorted(points):
+        blocks.append([float(correct), 1, score])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
+            _merge_last(blocks)
+    merged: list[list[float]] = []
+    for block in blocks:  # small blocks join the block before them (the first joins the next)
+        if merged and (block[1] < MIN_BLOCK or merged[-1][1] < MIN_BLOCK):
+            merged[-1] = [merged[-1][0] + block[0], merged[-1][1] + block[1], block[2]]
+        else:
+            merged.append(block)
+    return [b[2] for b in merged], [round(_smoothed(b[0], int(b[1])), 4) for b in merged]
+
+
+def _merge_last(blocks: list[list[float]]) -> None:
+    last = blocks.pop()
+    blocks[-1] = [blocks[-1][0] + last[0], blocks[-1][1] + last[1], last[2]]
+
+
+def curve(observations: Sequence[Observation]) -> Curve:
+    hits = sum(o.correct for o in observations)
+    scored = [(o.score, o.correct) for o in observations if o.score is not None]
+    bounds, rates = isotonic(scored) if len(scored) >= MIN_BLOCK and len(scored) == len(observations) else ([], [])
+    return Curve(n=len(observations), rate=round(_smoothed(hits, len(observations)), 4), bounds=bounds, rates=rates)
+
+
+def fit(observations: Iterable[Observation], fitted_on: Sequence[str] = ()) -> Calibration:
+    """A calibration of every kind with at least MIN_KIND observations, and of each family (all values; all
+    categories) for the kinds left out."""
+    by_kind: dict[str, list[Observation]] = defaultdict(list)
+    for observation in observations:
+        by_kind[observation.kind].append(observation)
+        by_kind[family(observation.kind)].append(Observation(family(observation.kind), None, observation.correct))
+    kinds = {kind: curve(found) for kind, found in sorted(by_kind.items()) if len(found) >= MIN_KIND}
+    return Calibration(fitted_on=list(fitted_on), kinds=kinds)
+
+
+def observations(samples: Sequence[ScoredSample]) -> list[Observation]:
+    """Each scored sample's values (of attributes the gold scores) and its category, with their kinds and scores."""
+    found = [Observation(v["kind"], v["score"], v["correct"]) for s in samples for v in s.values]
+    found += [
+        Observation(s.category_kind, s.category_score, s.category.exact)
+        for s in samples
+        if s.category is not None and s.category_kind is not None
+    ]
+    return found
