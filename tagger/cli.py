@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from pydantic import ValidationError
@@ -35,6 +35,10 @@ from tagger.product import DEFAULT_FIELDS, Columns, Product, ProductError, produ
 from tagger.records import ErrorRecord, Record, to_json_line
 from tagger.schema import SchemaSet
 from tagger.taxonomy import Category, Taxonomy, load_taxonomy
+
+if TYPE_CHECKING:
+    from tagger.cache import ResultCache
+    from tagger.run import RunOptions, RunSummary
 
 
 class _Commands(TyperGroup):
@@ -399,22 +403,40 @@ def generate(
     extract: ExtractOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, errors only")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every batch and reject")] = False,
+    engine: Annotated[
+        str, typer.Option(help="local: this process; ray: a pool of tagger actors on Ray Data (tagger[ray])")
+    ] = "local",
+    ray_address: Annotated[
+        Optional[str], typer.Option(help="ray: a cluster to join (HOST:PORT or auto) [default: a local Ray]")
+    ] = None,
+    actors: Annotated[int, typer.Option(help="ray: tagger actors, each with its own backend")] = 1,
+    cpus_per_actor: Annotated[float, typer.Option(help="ray: CPUs each actor reserves (llama.cpp threads)")] = 1.0,
+    gpus_per_actor: Annotated[float, typer.Option(help="ray: GPUs each actor reserves (vllm)")] = 0.0,
 ) -> None:
     """Tag a catalog, resumably: rerun the same command after a crash and it does only what is left.
 
     One record per product goes to the output; rows that could not be tagged go to the rejects file with row, id
     and reason. Exit 0 when every row was tagged, 3 when some were rejected."""
     from tagger.cache import ResultCache, default_cache_path
-    from tagger.io import STDIN, count_rows, detect_format
-    from tagger.run import RunOptions, rejects_path, tag_catalog
+    from tagger.io import STDIN, detect_format
+    from tagger.run import RunOptions, rejects_path
 
     _logging(quiet, verbose)
-    if source != STDIN and not Path(source).is_file():
+    remote = "://" in source  # an object store's URI: the ray engine reads it (tagger.scale.uri)
+    if remote and engine != "ray":
+        raise _fail(f"{source}: catalogs in object stores are read by --engine ray; copy it here for a local run")
+    if source != STDIN and not remote and not Path(source).is_file():
         raise _fail(f"input file not found: {source}")
     if output.suffix.lower() not in (".jsonl", ".parquet"):
         raise _fail(f"the output must be a .jsonl or .parquet file, got {output}")
     if workers > 1 and backend == "vllm":
         raise _fail("the vllm backend batches inside one engine: use --batch-size, not --workers")
+    if engine not in ("local", "ray"):
+        raise _fail(f"unknown engine {engine!r}; choose local or ray")
+    if engine == "ray" and workers > 1:
+        raise _fail("the ray engine runs --actors, not --workers")
+    if engine == "local" and (ray_address or actors != 1 or cpus_per_actor != 1.0 or gpus_per_actor):
+        raise _fail("--ray-address, --actors, --cpus-per-actor and --gpus-per-actor go with --engine ray")
     try:
         fmt = detect_format(source, input_format)
     except ValueError as exc:
@@ -437,18 +459,19 @@ def generate(
         min_confidence,
         extract,
     )
-    taggers = build_taggers(spec, max(1, workers))
     options = RunOptions(fmt, columns, limit, batch_size, restart, rejects)
-    total = None if limit is not None else count_rows(source, fmt)
     result_cache = None if no_cache else ResultCache(cache or default_cache_path())
     try:
-        with _progress(quiet, total or limit) as update:
-            summary = tag_catalog(taggers, source, output, options, result_cache, update)
+        if engine == "ray":
+            from tagger.scale import RayOptions, tag_catalog_ray
+
+            cluster = RayOptions(ray_address, actors, cpus_per_actor, gpus_per_actor, progress=not quiet)
+            summary = tag_catalog_ray(spec, source, output, options, cluster, result_cache)
+        else:
+            summary = _generate_here(spec, workers, source, output, options, result_cache, quiet)
     except OSError as exc:
         raise _fail(str(exc)) from exc
     finally:
-        for worker in taggers:
-            worker.close()
         if result_cache is not None:
             result_cache.close()
     rate = summary.tagged / summary.seconds if summary.seconds else 0.0
@@ -461,6 +484,29 @@ def generate(
     if summary.failed:
         err.print(f"rejected rows: {options.rejects or rejects_path(output)}")
         raise typer.Exit(EXIT_ROWS_FAILED)
+
+
+def _generate_here(
+    spec: TaggerSpec,
+    workers: int,
+    source: str,
+    output: Path,
+    options: RunOptions,
+    result_cache: ResultCache | None,
+    quiet: bool,
+) -> RunSummary:
+    """The local engine: `workers` taggers in this process, with a progress bar."""
+    from tagger.io import count_rows
+    from tagger.run import tag_catalog
+
+    taggers = build_taggers(spec, max(1, workers))
+    total = None if options.limit is not None else count_rows(source, options.input_format)
+    try:
+        with _progress(quiet, total or options.limit) as update:
+            return tag_catalog(taggers, source, output, options, result_cache, update)
+    finally:
+        for worker in taggers:
+            worker.close()
 
 
 def _server(backend: str, base_url: str | None, max_in_flight: int | None = None) -> dict[str, Any]:

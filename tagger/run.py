@@ -139,11 +139,7 @@ class BulkRun:
     def _generate(self, items: list[Cleaned]) -> list[Record]:
         tagger = self._idle.get()
         try:
-            return tagger.tag_cleaned(items)
-        except Exception as exc:  # a bug or a backend that broke its promise: this batch's rows fail, the run goes on
-            log.exception("a batch of %d products failed", len(items))
-            error = ErrorInfo(kind="internal_error", message=f"{type(exc).__name__}: {exc}")
-            return [ErrorRecord(id=item.product.id, error=error) for item in items]
+            return generate_records(tagger, items)
         finally:
             self._idle.put(tagger)
 
@@ -152,12 +148,10 @@ class BulkRun:
     def finish(self, batch: _Batch) -> tuple[list[str], list[ErrorRecord]]:
         assert batch.future is not None
         made = dict(zip((e.key for e in batch.generate), batch.future.result(), strict=True))
-        # Into the cache first: the duplicates below, and those in later batches, read their result from there.
-        self.cache.put_many(self.scope, ((k, result_of(r)) for k, r in made.items() if isinstance(r, TagRecord)))
-        self.failures.update((k, r.error) for k, r in made.items() if isinstance(r, ErrorRecord))
+        self.keep(made)
         lines, rejects = [], []
         for entry in batch.entries:
-            record = entry.record or self._resolve(entry, made)
+            record = entry.record or self.resolve(entry, made)
             if record is None:
                 continue  # finished by an earlier run
             if isinstance(record, ErrorRecord):
@@ -174,7 +168,13 @@ class BulkRun:
                     del self.in_flight[entry.key]
         return lines, rejects
 
-    def _resolve(self, entry: _Entry, made: dict[str, Record]) -> Record | None:
+    def keep(self, made: dict[str, Record]) -> None:
+        """Generated results by content key: successes into the cache, failures remembered for their duplicates."""
+        # Into the cache first: the duplicates of this batch, and those in later batches, read their result there.
+        self.cache.put_many(self.scope, ((k, result_of(r)) for k, r in made.items() if isinstance(r, TagRecord)))
+        self.failures.update((k, r.error) for k, r in made.items() if isinstance(r, ErrorRecord))
+
+    def resolve(self, entry: _Entry, made: dict[str, Record]) -> Record | None:
         if entry.cleaned is None:
             return None
         product = entry.cleaned.product
@@ -189,6 +189,17 @@ class BulkRun:
 
     def close(self) -> None:
         self.seen.close()
+
+
+def generate_records(tagger: Tagger, items: Sequence[Cleaned]) -> list[Record]:
+    """One record per item, in order. A bug or a backend that broke its promise fails this batch's rows as
+    internal_error records; it never stops the run."""
+    try:
+        return tagger.tag_cleaned(items)
+    except Exception as exc:
+        log.exception("a batch of %d products failed", len(items))
+        error = ErrorInfo(kind="internal_error", message=f"{type(exc).__name__}: {exc}")
+        return [ErrorRecord(id=item.product.id, error=error) for item in items]
 
 
 def _reject(product_id: str | None, row: int, kind: str, message: str) -> ErrorRecord:

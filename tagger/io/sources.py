@@ -123,10 +123,11 @@ def _csv_product(header: list[str], values: list[str], row: int, col: Columns) -
     return _product(dict(zip(header, values, strict=True)), row, col)
 
 
-def _parquet_rows(path: Path, col: Columns) -> Iterator[Row]:
+def _parquet_rows(path: Path | str, col: Columns, opened: Any = None) -> Iterator[Row]:
+    """`opened`: the file already open (an object store's, through pyarrow's filesystems); `path` names it."""
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path)
+    parquet = pq.ParquetFile(path if opened is None else opened)
     present = set(parquet.schema_arrow.names)
     missing = [name for name in (col.id, col.title) if name not in present]
     if missing:
