@@ -54,7 +54,10 @@ def test_render_prints_the_first_model_call() -> None:
     # The default: retrieval decides the category, evidence the attributes: the scarf's are all stated, no call.
     settled = runner.invoke(app, scarf)
     assert settled.exit_code == 0, settled.output
-    assert "(decided by shortlist:all-MiniLM-L6-v2:k=1:title_description/leaf_parent+evidence: no model call)" in settled.output
+    assert (
+        "(decided by shortlist:all-MiniLM-L6-v2:k=1:title_description/leaf_parent+evidence: no model call)"
+        in settled.output
+    )
     assert "no model call for the attributes" in settled.output and "stage: user" not in settled.output
     assert "llama_context" not in settled.output  # the tokenizer loads quietly
     result = runner.invoke(app, [*scarf, "--attributes", "model"])  # the model fills every attribute

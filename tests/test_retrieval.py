@@ -133,7 +133,9 @@ def test_the_model_chooses_within_the_shortlist_with_examples(
     roles = [m.role for m in category_request.messages]
     assert roles == ["system", "user", "assistant", "user", "assistant", "user"]  # two example turns, then the product
     assert '{"category": "Home & Garden' in category_request.messages[2].content
-    assert record.provenance.strategy.startswith("shortlist:all-MiniLM-L6-v2:k=10:title_description/leaf_parent+examples:")
+    assert record.provenance.strategy.startswith(
+        "shortlist:all-MiniLM-L6-v2:k=10:title_description/leaf_parent+examples:"
+    )
     shown = tagger.render(product)  # what `tagger render` prints: the very request the backend got
     assert (shown.stage, shown.category, shown.messages) == ("category", None, category_request.messages)
     assert tagger.schemas.category_among([shopify.categories[c.id] for c in shortlister.shortlist([product])[0]])
@@ -180,7 +182,9 @@ def test_tag_command_with_a_shortlist_on_shopify(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
-    assert record["provenance"]["strategy"].startswith("shortlist:all-MiniLM-L6-v2:k=5:title_description/leaf_parent+examples:")
+    assert record["provenance"]["strategy"].startswith(
+        "shortlist:all-MiniLM-L6-v2:k=5:title_description/leaf_parent+examples:"
+    )
     assert record["category"]["id"].startswith("gid://shopify/TaxonomyCategory/")
 
 

@@ -82,7 +82,7 @@ def test_softmax_share_of_the_first() -> None:
     near, far = softmax_share([0.6, 0.59, 0.3]), softmax_share([0.6, 0.4, 0.3])
     assert 1 / 3 < near < far < 1  # a clear winner is surer than a close one
     assert softmax_share([0.6, 0.4], CONFIDENCE_TEMPERATURE / 2) > softmax_share([0.6, 0.4])  # colder is sharper
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no similarities"):
         softmax_share([])
 
 

@@ -61,7 +61,7 @@ class Embedder:
 
 
 class CategoryIndex:
-    """Categories and the vectors of their texts (`category_text`: the full path by default);  `nearest` ranks
+    """Categories and the vectors of their texts (`category_text`: the full path by default); `nearest` ranks
     categories by cosine similarity to a text's vector."""
 
     def __init__(self, taxonomy: Taxonomy, embedder: Embedder, category_text: CategoryText = full_path) -> None:

@@ -23,7 +23,7 @@ def _label(text: QueryText | CategoryText) -> str:
 
 # What a product is searched by: its title and the first 1,000 characters of its (cleaned) description. What a
 # category is found by: its last two levels, "Parent > Leaf". Measured on the held-out halves of three dev sets
-# (benchmarks/bench_category_text.py; README, "Which texts are embedded"): category exact 0.497 against 0.371 for
+# (benchmarks/bench_category_text.py; README, "Which texts retrieval embeds"): category exact 0.497 against 0.371 for
 # title + brand against the full path, the default before.
 query_text: QueryText = title_description
 category_text: CategoryText = leaf_parent

@@ -1,7 +1,8 @@
 """What is embedded on each side of retrieval: a product's query text and a category's text.
 
 Each is a plain function, so that an index or a benchmark can take another one (benchmarks/bench_category_text.py
-measures the variants below on the dev sets; README, "Which texts are embedded", has the figures).
+measures the variants below on the dev sets; README, "Which texts retrieval embeds", has the figures). A function's
+name is part of the shortlist's name, and so of the result cache's key: rename one when what it embeds changes.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def first_sentence(text: str, limit: int = 200) -> str:
 
 
 def title_sentence(product: Product) -> str:
-    """The title and the description's first sentence (which names the product type more often than the specs)."""
+    """The title and the description's first sentence (without the spec table that often follows it)."""
     sentence = first_sentence(product.description)
     return f"{product.title}. {sentence}" if sentence else product.title
 
@@ -56,7 +57,7 @@ def title_description(product: Product, chars: int = 1000) -> str:
 
 
 def full_path(category: Category, taxonomy: Taxonomy) -> str:
-    """ "A > B > C": every level's name."""
+    """Every level's name, root first: "A > B > C"."""
     return category.full_path
 
 
@@ -65,17 +66,17 @@ def leaf(category: Category, taxonomy: Taxonomy) -> str:
 
 
 def leaf_parent(category: Category, taxonomy: Taxonomy) -> str:
-    """ "Parent > Leaf": the last two levels."""
+    """The last two levels: "Parent > Leaf" (a top-level category is its own name)."""
     return PATH_SEPARATOR.join(category.path[-2:])
 
 
 def last_three_levels(category: Category, taxonomy: Taxonomy) -> str:
-    """ "Grandparent > Parent > Leaf": the path without the levels above them."""
+    """The last three levels: "Grandparent > Parent > Leaf"."""
     return PATH_SEPARATOR.join(category.path[-3:])
 
 
 def leaf_then_path(category: Category, taxonomy: Taxonomy) -> str:
-    """The leaf's name first, then the full path: the name the product is weighed twice."""
+    """The leaf's name, then the full path: the leaf's name counts twice."""
     return category.name if category.depth == 1 else f"{category.name}: {category.full_path}"
 
 
