@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tagger.evals.config import default_data_root, load_config  # noqa: E402
+from tagger.evals.conformance import read_reference  # noqa: E402
 from tagger.evals.dataset import LabeledProduct, load_labeled  # noqa: E402
 from tagger.evals.metrics import compute  # noqa: E402
 from tagger.evals.samples import score  # noqa: E402
@@ -122,8 +123,15 @@ class ReviewServer:
         self.process.wait(10)
 
 
-def metrics(records: dict[str, Record], examples: list[LabeledProduct], taxonomy: Taxonomy) -> dict[str, Any]:
-    samples = [score(records[e.product.id], e.gold, taxonomy, e.product) for e in examples if e.product.id in records]
+def metrics(
+    records: dict[str, Record], examples: list[LabeledProduct], taxonomy: Taxonomy, spec: str
+) -> dict[str, Any]:
+    reference = read_reference(spec)
+    samples = [
+        score(records[e.product.id], e.gold, taxonomy, e.product, reference)
+        for e in examples
+        if e.product.id in records
+    ]
     return compute(METRICS, samples) | {"n": len(samples)}
 
 
@@ -151,7 +159,11 @@ def main() -> None:
     if not before_path.exists():
         tagger("generate", str(catalog), "-o", str(before_path), *common)
     before = read_records(before_path)
-    results: dict[str, Any] = {"n": args.n, "review": args.review, "all_before": metrics(before, examples, taxonomy)}
+    results: dict[str, Any] = {
+        "n": args.n,
+        "review": args.review,
+        "all_before": metrics(before, examples, taxonomy, spec),
+    }
     for arm in ("confidence", "random"):
         print(f"arm {arm}: reviewing {args.review} through the app", flush=True)
         db = out / f"{arm}.review.sqlite"
@@ -182,8 +194,8 @@ def main() -> None:
         after = read_records(after_path)
         results[arm] = {
             "reviewed": reviewed,
-            "rest_before": metrics(before, rest, taxonomy),
-            "rest_after": metrics(after, rest, taxonomy),
+            "rest_before": metrics(before, rest, taxonomy, spec),
+            "rest_after": metrics(after, rest, taxonomy, spec),
         }
         (out / "results.json").write_text(json.dumps(results, indent=2))
     print(f"\n{args.n} Flipkart dev products, Shopify taxonomy; {args.review} reviewed per arm; scores on the others")

@@ -36,8 +36,13 @@ def _smoothed(hits: float, n: int) -> float:
 def isotonic(points: Sequence[tuple[float, bool]]) -> tuple[list[float], list[float]]:
     """The steps (highest score of each block, smoothed hit rate) of `(score, correct)` points."""
     blocks: list[list[float]] = []  # [hits, n, highest score]
-    for score, correct in sorted(points):
-        blocks.append([float(correct), 1, score])
+    ties: dict[float, list[float]] = {}  # points of one score start as one block: a step never splits a score
+    for score, correct in points:
+        ties.setdefault(score, [0.0, 0, score])
+        ties[score][0] += correct
+        ties[score][1] += 1
+    for _, block in sorted(ties.items()):
+        blocks.append(list(block))
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
             _merge_last(blocks)
     merged: list[list[float]] = []
@@ -75,9 +80,10 @@ def fit(observations: Iterable[Observation], fitted_on: Sequence[str] = ()) -> C
 def observations(samples: Sequence[ScoredSample]) -> list[Observation]:
     """Each scored sample's values (of attributes the gold scores) and its category, with their kinds and scores."""
     found = [Observation(v["kind"], v["score"], v["correct"]) for s in samples for v in s.values]
+    # A given category is the user's (in an eval, the gold): nothing tagger measured, nothing to calibrate.
     found += [
         Observation(s.category_kind, s.category_score, s.category.exact)
         for s in samples
-        if s.category is not None and s.category_kind is not None
+        if s.category is not None and s.category_kind not in (None, "category:given")
     ]
     return found

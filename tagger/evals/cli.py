@@ -215,7 +215,9 @@ def calibrate_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="The calibration file to write (JSON)")],
     exclude: Annotated[
         Optional[list[Path]],
-        typer.Option(help="Eval output folders whose products are left out (the ones the calibration is judged on)"),
+        typer.Option(
+            help="Products to leave out (the ones the calibration is judged on): eval output folders, or files of ids"
+        ),
     ] = None,
 ) -> None:
     """Fit the confidences: per kind of value and of category, the share that was right on labeled evals, over
@@ -223,7 +225,7 @@ def calibrate_command(
     other products (attribute_ece, category_ece, the report's reliability diagram)."""
     from tagger.calibrate.fit import fit, observations
 
-    left_out = {s.id for folder in exclude or [] for s in load_samples(folder)}
+    left_out = {i for path in exclude or [] for i in _ids(path)}
     found = []
     for folder in runs:
         samples = [s for s in load_samples(folder) if s.id not in left_out]
@@ -238,3 +240,10 @@ def calibrate_command(
         steps = ", ".join(f"<={b:.3f}: {r:.2f}" for b, r in zip(curve.bounds, curve.rates, strict=True))
         table.add_row(kind, str(curve.n), f"{curve.rate:.3f}", steps or "-")
     console.print(table)
+
+
+def _ids(path: Path) -> set[str]:
+    """The product ids of an eval output folder's samples, or of a file with one id a line."""
+    if path.is_dir():
+        return {s.id for s in load_samples(path)}
+    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
