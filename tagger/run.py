@@ -62,7 +62,9 @@ def rejects_path(output: Path) -> Path:
 
 
 @dataclass
-class _Entry:
+class Entry:
+    """One input row in a bulk run: its content key and cleaned product, or the record it already has."""
+
     row: int
     key: str = ""
     cleaned: Cleaned | None = None
@@ -71,8 +73,8 @@ class _Entry:
 
 @dataclass
 class _Batch:
-    entries: list[_Entry]
-    generate: list[_Entry]  # one entry per distinct content not yet cached or in flight
+    entries: list[Entry]
+    generate: list[Entry]  # one entry per distinct content not yet cached or in flight
     future: Future[list[Record]] | None = None
 
 
@@ -98,7 +100,7 @@ class BulkRun:
         self.seen.commit()
         fresh = [e for e in entries if e.cleaned is not None]
         hits = self.cache.get_many(self.scope, [e.key for e in fresh])
-        generate: dict[str, _Entry] = {}
+        generate: dict[str, Entry] = {}
         for entry in fresh:
             assert entry.cleaned is not None
             if entry.key in hits:
@@ -110,21 +112,21 @@ class BulkRun:
                 self.in_flight[entry.key] += 1
         return _Batch(entries, list(generate.values()))
 
-    def _entry(self, row: int, item: Product | ProductError) -> _Entry:
+    def _entry(self, row: int, item: Product | ProductError) -> Entry:
         if isinstance(item, ProductError):
-            return _Entry(row, record=_reject(item.product_id, row, item.kind, str(item)))
+            return Entry(row, record=_reject(item.product_id, row, item.kind, str(item)))
         claim = self.seen.claim(item.id)
         if claim == "done":
             self.summary.resumed += 1
-            return _Entry(row)
+            return Entry(row)
         if claim == "duplicate":
             message = f"row {row} (id {item.id!r}): the id was already used by an earlier row"
-            return _Entry(row, record=_reject(item.id, row, "duplicate_id", message))
+            return Entry(row, record=_reject(item.id, row, "duplicate_id", message))
         cleaned = self.taggers[0].cleaner.clean(item)
         if not cleaned.product.title:
             message = f"row {row} (id {item.id!r}): the title is empty after cleaning"
-            return _Entry(row, record=_reject(item.id, row, "missing_title", message))
-        return _Entry(row, content_key(cleaned.product), cleaned)
+            return Entry(row, record=_reject(item.id, row, "missing_title", message))
+        return Entry(row, content_key(cleaned.product), cleaned)
 
     # --- generation (a worker) --------------------------------------------------------------------------------
 
@@ -174,7 +176,7 @@ class BulkRun:
         self.cache.put_many(self.scope, ((k, result_of(r)) for k, r in made.items() if isinstance(r, TagRecord)))
         self.failures.update((k, r.error) for k, r in made.items() if isinstance(r, ErrorRecord))
 
-    def resolve(self, entry: _Entry, made: dict[str, Record]) -> Record | None:
+    def resolve(self, entry: Entry, made: dict[str, Record]) -> Record | None:
         if entry.cleaned is None:
             return None
         product = entry.cleaned.product
@@ -206,7 +208,7 @@ def _reject(product_id: str | None, row: int, kind: str, message: str) -> ErrorR
     return ErrorRecord(id=product_id, row=row, error=ErrorInfo(kind=kind, message=message))
 
 
-def _batches(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+def row_batches(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
     """Groups of rows holding up to `size` products (bad rows ride along, so output keeps input order)."""
     batch: list[Row] = []
     products = 0
@@ -263,7 +265,7 @@ def tag_catalog(
     pool = ThreadPoolExecutor(len(workers), thread_name_prefix="tagger") if len(workers) > 1 else None
     try:
         rows = islice(read_rows(source, options.input_format, options.columns), options.limit)
-        for rows_batch in _batches(rows, options.batch_size):
+        for rows_batch in row_batches(rows, options.batch_size):
             summary.rows += len(rows_batch)
             batch = run.plan(rows_batch)
             run.submit(pool, batch)

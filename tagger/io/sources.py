@@ -49,16 +49,16 @@ def read_rows(source: str | Path, fmt: str | None = None, columns: Columns | Non
     if fmt == "parquet":
         if str(source) == STDIN:
             raise InputError("Parquet cannot be read from standard input; give a file")
-        yield from _parquet_rows(Path(source), col)
+        yield from parquet_rows(Path(source), col)
         return
     if str(source) == STDIN:
-        yield from _stream_rows(sys.stdin.buffer, fmt, col)
+        yield from stream_rows(sys.stdin.buffer, fmt, col)
         return
     with Path(source).open("rb") as handle:
-        yield from _stream_rows(handle, fmt, col)
+        yield from stream_rows(handle, fmt, col)
 
 
-def _stream_rows(handle: IO[bytes], fmt: str, col: Columns) -> Iterator[Row]:
+def stream_rows(handle: IO[bytes], fmt: str, col: Columns) -> Iterator[Row]:
     if fmt == "jsonl":
         for row, raw in enumerate(handle, start=1):
             if raw.strip():
@@ -123,7 +123,7 @@ def _csv_product(header: list[str], values: list[str], row: int, col: Columns) -
     return _product(dict(zip(header, values, strict=True)), row, col)
 
 
-def _parquet_rows(path: Path | str, col: Columns, opened: Any = None) -> Iterator[Row]:
+def parquet_rows(path: Path | str, col: Columns, opened: Any = None) -> Iterator[Row]:
     """`opened`: the file already open (an object store's, through pyarrow's filesystems); `path` names it."""
     import pyarrow.parquet as pq
 

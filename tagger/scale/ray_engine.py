@@ -35,7 +35,7 @@ from tagger.cache import ResultCache
 from tagger.errors import TaggerError
 from tagger.io import Journal, RejectsFile, finish_output, prepare_output, read_rows
 from tagger.records import ErrorRecord, Record, TagRecord, to_json_line
-from tagger.run import BulkRun, RunOptions, RunSummary, _batches, _Entry, generate_records, rejects_path
+from tagger.run import BulkRun, Entry, RunOptions, RunSummary, generate_records, rejects_path, row_batches
 from tagger.scale.uri import is_uri, read_uri_rows
 
 log = logging.getLogger("tagger.scale")
@@ -129,7 +129,7 @@ class _Work:
         self.blocks: list[Any] = []
         self._rows: list[tuple[str, int, bytes]] = []
 
-    def add(self, entry: _Entry) -> None:
+    def add(self, entry: Entry) -> None:
         self._rows.append((entry.key, entry.row, pickle.dumps(entry.cleaned)))
         if len(self._rows) >= self.block_rows:
             self.flush()
@@ -153,11 +153,11 @@ class _Spool:
         self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self.count = 0
 
-    def add(self, entry: _Entry) -> None:
+    def add(self, entry: Entry) -> None:
         pickle.dump(entry, self._file)
         self.count += 1
 
-    def __iter__(self) -> Iterator[_Entry]:
+    def __iter__(self) -> Iterator[Entry]:
         self._file.seek(0)
         for _ in range(self.count):
             yield pickle.load(self._file)  # noqa: S301 (written above, by this process)
@@ -243,7 +243,7 @@ def _plan(run: BulkRun, source: str | Path, options: RunOptions, sink: _Sink, wo
         rows = islice(read_uri_rows(str(source), options.input_format, options.columns), options.limit)
     else:
         rows = islice(read_rows(source, options.input_format, options.columns), options.limit)
-    for rows_batch in _batches(rows, options.batch_size):
+    for rows_batch in row_batches(rows, options.batch_size):
         run.summary.rows += len(rows_batch)
         batch = run.plan(rows_batch)
         leaders = {id(entry) for entry in batch.generate}

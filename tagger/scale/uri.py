@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tagger.io import Row, detect_format
-from tagger.io.sources import InputError, _parquet_rows, _stream_rows
+from tagger.io.sources import InputError, parquet_rows, stream_rows
 from tagger.product import Columns
 
 
@@ -30,6 +30,6 @@ def read_uri_rows(uri: str, fmt: str | None = None, columns: Columns | None = No
         raise InputError(f"cannot open {uri}: {exc}") from exc
     with opened:
         if fmt == "parquet":
-            yield from _parquet_rows(uri, columns or Columns(), opened)
+            yield from parquet_rows(uri, columns or Columns(), opened)
         else:
-            yield from _stream_rows(io.BufferedReader(opened), fmt, columns or Columns())
+            yield from stream_rows(io.BufferedReader(opened), fmt, columns or Columns())
