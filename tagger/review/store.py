@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL,             -- tag, error (an error record of the run), malformed (an unreadable line)
     record TEXT NOT NULL,           -- the record as JSON, or the raw line when malformed
     problem TEXT,                   -- why a line is an error or unreadable
-    confidence REAL,                -- the lowest confidence in the record; NULL when nothing measured one
+    confidence REAL,                -- the mean of the record's confidences; NULL when nothing measured one
     warnings INTEGER NOT NULL DEFAULT 0,
     category_path TEXT NOT NULL DEFAULT '',
     handles TEXT NOT NULL DEFAULT '',  -- ' handle1 handle2 ' for the attribute filter
@@ -536,7 +536,7 @@ def _parse_line(raw: bytes, row: int) -> dict[str, Any]:
         "id": record.id,
         "kind": "tag",
         "record": record.model_dump_json(),
-        "confidence": _lowest_confidence(record),
+        "confidence": _record_confidence(record),
         "warnings": len(record.warnings),
         "category_path": " > ".join(record.category.path),
         "handles": " " + " ".join(record.attributes) + " ",
@@ -545,11 +545,13 @@ def _parse_line(raw: bytes, row: int) -> dict[str, Any]:
     }
 
 
-def _lowest_confidence(record: TagRecord) -> float | None:
+def _record_confidence(record: TagRecord) -> float | None:
+    """The mean of the category's and the values' calibrated confidences: on 200 Flipkart dev records, the 50 least
+    confident by the mean held 39 wrong categories, by the lowest 30, at random 27 (README, "The loop")."""
     known = [e.confidence for e in record.evidence if e.confidence is not None]
     if record.category.confidence is not None:
         known.append(record.category.confidence)
-    return min(known) if known else None
+    return sum(known) / len(known) if known else None
 
 
 def _queue_row(
