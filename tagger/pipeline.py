@@ -65,7 +65,7 @@ class _Pending:
     shots: list[PoolItem] = field(default_factory=list)  # the nearest labeled products, shown as examples
     category: Category | None = None
     why: CategoryEvidence = field(default_factory=lambda: CategoryEvidence(source="model"))  # the category's evidence
-    score: float | None = None  # what measured the category: the vote share, the retrieval margin, the model's chance
+    score: float | None = None  # what measured the category: the vote share, retrieval's softmax share, the model's
     error: ErrorRecord | None = None
     values: dict[str, list[str]] = field(default_factory=dict)
     evidence: list[Evidence] = field(default_factory=list)
@@ -107,7 +107,7 @@ class Tagger:
         self.tree = tree
         self.evidence = evidence
         self.infer = infer and evidence is not None  # without evidence the model fills every attribute anyway
-        self.extract = extract and evidence is not None  # without evidence the model fills every attribute anyway
+        self.extract = extract and evidence is not None
         self.calibration = calibration
         if min_confidence is not None and calibration is None:
             raise ValueError("a minimum confidence needs a calibration: without one no value has a confidence")
@@ -395,7 +395,8 @@ class Tagger:
 
     def _asked(self, item: _Pending) -> list[Attribute]:
         """The attributes left to the model: rivals narrowed to their candidates (a closed list, spans included),
-        and with infer the closed attributes the text says nothing about, with all their values."""
+        with infer the closed attributes the text says nothing about, with all their values, and with extract the
+        extractive attributes no candidate was found for, as spans of the text."""
         if item.category is None or not (item.choices or item.inferring or item.extracting):
             return []
         return [

@@ -103,6 +103,10 @@ def test_apply_sets_confidences_and_min_confidence_holds_values_back() -> None:
     record = _record(stated, unsure, category_score=1.0)
     calibration.apply(record)
     assert (stated.confidence, unsure.confidence, record.category.confidence) == (0.95, 0.3, 0.95)
+    given = _record(category_score=None)
+    given.category.evidence = CategoryEvidence(source="given")
+    calibration.apply(given)
+    assert given.category.confidence is None  # the user's category: nothing tagger measured
     hold_below(record, 0.5)
     assert record.attributes == {"color": ["Navy"]}
     assert [e.value for e in record.evidence] == ["Navy"]

@@ -285,3 +285,35 @@ def test_planted_pipelines_keep_given_categories() -> None:
     pipeline: PlantedPipeline = PLANTED["random-category"](taxonomy)
     [record] = pipeline.tag_batch([product], [shirt])
     assert isinstance(record, TagRecord) and record.category.id == "t-shirts"
+
+
+class _MovesSpans:
+    """The real pipeline with one evidence span moved a character: evidence_valid must catch it, the gate fail."""
+
+    def __init__(self, inner: Pipeline) -> None:
+        self.inner, self.provenance = inner, inner.provenance
+        self.cleaner = getattr(inner, "cleaner")  # noqa: B009 (a Pipeline has no cleaner in its protocol)
+
+    def tag_batch(self, products: Sequence[Product], categories: Sequence[Category] | None = None) -> list[Record]:
+        records = self.inner.tag_batch(products, categories)
+        for record in records:
+            if isinstance(record, TagRecord) and record.id == "sku-001" and record.evidence:
+                span = record.evidence[0].spans[0]
+                span.start, span.end = span.start + 1, span.end + 1
+        return records
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_evidence_gate_fails_on_a_moved_span() -> None:
+    from tagger.evals.runner import make_llm_pipeline
+
+    config = _config("smoke")
+    pipeline = _MovesSpans(make_llm_pipeline(config, _taxonomy(config), DATA_ROOT, None))
+    try:
+        outcome = run_eval(config, DATA_ROOT, pipeline=pipeline, minilm=False)
+    finally:
+        pipeline.close()
+    assert outcome.main.metrics["evidence_valid"] == pytest.approx(26 / 27)
+    assert "evidence_valid" in _failed(_gate(config, outcome))

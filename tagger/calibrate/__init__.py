@@ -57,7 +57,9 @@ class Calibration(BaseModel):
         for evidence in record.evidence:
             evidence.confidence = self.probability(value_kind(evidence), evidence.score)
         category = record.category
-        category.confidence = self.probability(category_kind(category), category.score)
+        kind = category_kind(category)
+        # A given category is the user's: nothing tagger measured, so no confidence of tagger's.
+        category.confidence = None if kind == "category:given" else self.probability(kind, category.score)
 
 
 def value_kind(evidence: Evidence) -> str:
