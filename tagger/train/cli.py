@@ -40,6 +40,9 @@ SeedOpt = Annotated[int, typer.Option(help="The seed of the split, the order and
 GgufTypeOpt = Annotated[str, typer.Option("--gguf-type", help="f16 or q8_0")]
 ProcessesOpt = Annotated[int, typer.Option(help="Data-parallel local processes (gloo); or start under torchrun")]
 FreshOpt = Annotated[bool, typer.Option("--fresh", help="Drop a checkpoint of another run in MODEL_DIR")]
+NoExportOpt = Annotated[
+    bool, typer.Option("--no-export", help="Train only: the weights stay in MODEL_DIR/checkpoint, no model files")
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")]
 
 
@@ -64,6 +67,7 @@ def train_command(
     gguf_type: GgufTypeOpt = "f16",
     processes: ProcessesOpt = 1,
     fresh: FreshOpt = False,
+    no_export: NoExportOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Fine-tune the small model on a pool's products and tags: MODEL_DIR gets model.gguf (llama.cpp), hf/ (vLLM),
@@ -77,7 +81,7 @@ def train_command(
     )  # fmt: skip
     spec = TaggerSpec(taxonomy=taxonomy, template=template)
     _check_gguf_type(gguf_type)
-    job = functools.partial(_train_job, pool, output, settings, spec, base, gguf_type, fresh, quiet)
+    job = functools.partial(_train_job, pool, output, settings, spec, base, gguf_type, fresh, quiet, not no_export)
     _launch(job, processes)
 
 
@@ -108,6 +112,7 @@ def distill_command(
     seed: SeedOpt = 0,
     gguf_type: GgufTypeOpt = "f16",
     fresh: FreshOpt = False,
+    no_export: NoExportOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """A teacher tags the catalog with its best settings; its conformant, evidenced values train the student.
@@ -136,7 +141,7 @@ def distill_command(
         max_length=max_length, validation=validation, checkpoint_every=checkpoint_every, seed=seed,
     )  # fmt: skip
     student = TaggerSpec(taxonomy=taxonomy, template=template)
-    _train_job(labels.pool, output, settings, student, base, gguf_type, fresh, quiet, Ranks())
+    _train_job(labels.pool, output, settings, student, base, gguf_type, fresh, quiet, not no_export, Ranks())
 
 
 def _settings(**values: Any) -> Settings:
@@ -175,12 +180,13 @@ def _train_job(
     gguf_type: str,
     fresh: bool,
     quiet: bool,
+    export: bool,
     ranks: Ranks,
 ) -> None:
     from tagger.train.run import train_student
 
     with _Bar(quiet or not ranks.main) as bar:
-        trained = train_student(pool, output, settings, spec, base, ranks, gguf_type, bar.update, fresh)
+        trained = train_student(pool, output, settings, spec, base, ranks, gguf_type, bar.update, fresh, export)
     if not ranks.main:
         return
     for problem in trained.skipped:

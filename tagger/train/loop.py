@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,11 +161,13 @@ class Trainer:
     def train_step(self, batch: list[Encoded]) -> float:
         torch = self.torch
         self.model.train()
-        torch.manual_seed(self.settings.seed * 1_000_003 + self.state.step)  # dropout, the same after a resume
         tokens = sum(e.answer_tokens for e in batch)
         total = 0.0
-        for example in batch[self.ranks.rank :: self.ranks.world]:
-            loss = answer_loss(self.model, example) / tokens
+        for place in range(self.ranks.rank, len(batch), self.ranks.world):
+            # Dropout's random numbers depend on the step and the example only: the same after a resume, and the
+            # same whichever process takes the example.
+            torch.manual_seed((self.settings.seed * 1_000_003 + self.state.step) * 4096 + place)
+            loss = answer_loss(self.model, batch[place]) / tokens
             loss.backward()
             total += float(loss.detach())
         total = self._sum_gradients(total)
@@ -263,7 +266,10 @@ class Trainer:
 def load_trainable(base: Path, settings: Settings) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # tagger's own bar is the one shown
+    hf_logging.set_verbosity_error()
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
     if settings.full:
         return model
@@ -276,7 +282,9 @@ def load_trainable(base: Path, settings: Settings) -> Any:
         target_modules=LORA_TARGETS,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft calls a transformers method deprecated upstream
+        warnings.simplefilter("ignore", FutureWarning)
+        return get_peft_model(model, config)
 
 
 def answer_loss(model: Any, example: Encoded) -> Any:

@@ -15,7 +15,7 @@ from tagger.build import TaggerSpec
 from tagger.errors import TaggerError
 from tagger.taxonomy import load_taxonomy
 from tagger.train.card import write_card
-from tagger.train.loop import Ranks, Settings, State, Trainer, split
+from tagger.train.loop import BEST, CHECKPOINT, Ranks, Settings, State, Trainer, split
 from tagger.train.pairs import render_pairs, render_tagger
 from tagger.train.pool import Problem, read_pool
 from tagger.train.tokens import ChatTokenizer, Encoded
@@ -81,7 +81,10 @@ def train_student(
     gguf_type: str = "f16",
     progress: Callable[[State, int, float | None], None] | None = None,
     fresh: bool = False,
+    export: bool = True,
 ) -> Trained:
+    """Train a student on the pool into `out`, resuming a checkpoint of the same run there. `export=False` stops after
+    training (the checkpoint holds the weights): tests that compare runs need no model files."""
     import torch
 
     torch.set_num_threads(threads())
@@ -97,7 +100,7 @@ def train_student(
     trainer = Trainer(hf, out, settings, train, validation, ranks, progress)
     state = trainer.run()
     trained = Trained(out, len(train), len(validation), skipped, state, trainer.resumed_from)
-    if not ranks.main:
+    if not ranks.main or not export:
         return trained
     trainer.load_best()
     from tagger.train.export import merged, save_gguf, save_hf
@@ -136,6 +139,9 @@ def train_student(
         },
     }
     write_card(out, facts)
+    for name in (CHECKPOINT, BEST):  # the run is done: a rerun starts over (MODEL_DIR keeps the model files only)
+        target = out / name
+        shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
     return trained
 
 
@@ -157,7 +163,7 @@ def _claim(out: Path, run: dict[str, Any], fresh: bool) -> None:
                 "choose another folder, or pass --fresh to start over"
             )
     if fresh:
-        for name in ("checkpoint", "checkpoint.partial", "best.pt"):
+        for name in (CHECKPOINT, CHECKPOINT + ".partial", BEST):
             target = out / name
             shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
     path.write_text(json.dumps(run, indent=1, sort_keys=True))
