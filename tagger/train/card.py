@@ -22,8 +22,8 @@ def card_text(facts: dict[str, Any]) -> str:
     lines = [
         f"# {out_name(facts)}: a tagger student",
         "",
-        f"Fine-tuned from `{facts['base']['gguf']}` ({facts['base']['hf']}) by `tagger train` {facts['tagger_version']},"
-        f" {'every weight' if settings['full'] else 'LoRA adapters merged into the weights'}.",
+        f"Fine-tuned from `{facts['base']['gguf']}` ({facts['base']['hf']})",
+        f"by `tagger train` {facts['tagger_version']}: {'every weight' if settings['full'] else 'LoRA, merged'}.",
         "It answers tagger's attribute call (`--attributes model`, the category given) with no examples in the prompt,",
         f"for the taxonomy {facts['taxonomy']['name']!r} version {facts['taxonomy']['version']} and the template"
         f" {facts['template']['name']!r} ({facts['template']['hash']}).",
@@ -46,7 +46,7 @@ def card_text(facts: dict[str, Any]) -> str:
         if losses
         else "- no validation share: the last step's weights are kept",
         "- attribute F1 and products/s: measure with `tagger eval` on labeled products the student was not trained on",
-        "  (README, \"Fine-tuning and distillation\"); a figure measured that way may be added below.",
+        '  (README, "Fine-tuning and distillation"); a figure measured that way may be added below.',
         *[f"- {line}" for line in facts.get("evals", [])],
         "",
         "## Files",

@@ -268,8 +268,8 @@ def load_trainable(base: Path, settings: Settings) -> Any:
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # tagger's own bar is the one shown
-    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # tagger's own bar is the one shown
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
     if settings.full:
         return model

@@ -32,7 +32,8 @@ def spawn(processes: int, job: Callable[[Ranks], Any]) -> None:
     with socket.socket() as probe:  # a free loopback port for the group's rendezvous
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    mp.start_processes(_worker, args=(processes, port, job), nprocs=processes, start_method="spawn", join=True)
+    start: Any = mp.start_processes  # type: ignore[attr-defined]  # torch's stub leaves it out
+    start(_worker, args=(processes, port, job), nprocs=processes, start_method="spawn", join=True)
 
 
 def _worker(rank: int, world: int, port: int, job: Callable[[Ranks], Any]) -> None:

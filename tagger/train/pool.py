@@ -123,7 +123,8 @@ def _values(raw: Any, attributes: list[Attribute], product: Product) -> dict[str
             raise ProductError("wrong_type", f"attribute {key!r}: values must be text", product.id)
         outside = [v for v in items if not attribute.extractive and v not in attribute.values]
         if outside:
-            raise ProductError("value_outside", f"{attribute.handle}={outside[0]!r} is not an allowed value", product.id)
+            why = f"{attribute.handle}={outside[0]!r} is not an allowed value"
+            raise ProductError("value_outside", why, product.id)
         if items:
             values.setdefault(attribute.handle, []).extend(items)
     return values

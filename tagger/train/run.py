@@ -77,7 +77,7 @@ def train_student(
     settings: Settings,
     spec: TaggerSpec | None = None,
     base_gguf: Path | None = None,
-    ranks: Ranks = Ranks(),
+    ranks: Ranks | None = None,
     gguf_type: str = "f16",
     progress: Callable[[State, int, float | None], None] | None = None,
     fresh: bool = False,
@@ -87,6 +87,7 @@ def train_student(
     training (the checkpoint holds the weights): tests that compare runs need no model files."""
     import torch
 
+    ranks = ranks or Ranks()
     torch.set_num_threads(threads())
     spec = spec or TaggerSpec()
     gguf, hf = base_models(base_gguf)
@@ -96,7 +97,8 @@ def train_student(
     train, validation = split(examples, settings.validation, settings.seed)
     out.mkdir(parents=True, exist_ok=True)
     if ranks.main:
-        _claim(out, {"data": data_sha, "settings": settings.model_dump(), "spec": spec.describe(), "base": str(gguf)}, fresh)
+        run = {"data": data_sha, "settings": settings.model_dump(), "spec": spec.describe(), "base": str(gguf)}
+        _claim(out, run, fresh)
     trainer = Trainer(hf, out, settings, train, validation, ranks, progress)
     state = trainer.run()
     trained = Trained(out, len(train), len(validation), skipped, state, trainer.resumed_from)
@@ -156,12 +158,11 @@ def _claim(out: Path, run: dict[str, Any], fresh: bool) -> None:
     """Mark the folder as this run's; a checkpoint of another run (other data, settings or base) is refused, or
     with `fresh` thrown away."""
     path = out / RUN_JSON
-    if path.is_file() and json.loads(path.read_text()) != run:
-        if not fresh:
-            raise TaggerError(
-                f"{out} holds a checkpoint of another run (other data, settings or base model): "
-                "choose another folder, or pass --fresh to start over"
-            )
+    if path.is_file() and json.loads(path.read_text()) != run and not fresh:
+        raise TaggerError(
+            f"{out} holds a checkpoint of another run (other data, settings or base model): "
+            "choose another folder, or pass --fresh to start over"
+        )
     if fresh:
         for name in (CHECKPOINT, CHECKPOINT + ".partial", BEST):
             target = out / name

@@ -44,7 +44,7 @@ class ChatTokenizer:
         self._format = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
 
     def prompt_ids(self, pair: Pair) -> list[int]:
-        prompt = self._format(messages=[m.as_dict() for m in pair.messages]).prompt
+        prompt = self._format(messages=[m.as_dict() for m in pair.messages]).prompt  # type: ignore[misc]
         return list(self._vocab.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
 
     def encode(self, pair: Pair) -> Encoded:
