@@ -77,7 +77,9 @@ def test_resume_after_sigkill_finishes_the_same_run(student: Path) -> None:
     assert facts["run"]["steps"] == 2
     steps = [h["step"] for h in facts["run"]["history"] if "train_loss" in h]
     assert steps == [1, 2]  # each step once: the resumed run neither repeated nor skipped one
-    assert facts["data"]["train"] + facts["data"]["validation"] == 5
+    data = facts["data"]
+    assert data["train"] + data["validation"] + len(data["skipped"]) == 5  # a pair over --max-length is skipped
+    assert all(row["problem"] for row in data["skipped"])
     assert facts["run"]["best_loss"] is not None  # the held-out product was validated
     assert (student / "MODEL_CARD.md").read_text().startswith("# model: a tagger student")
     assert not (student / "checkpoint").exists()  # the finished run leaves the model files only
