@@ -57,7 +57,25 @@ def split(args: argparse.Namespace) -> None:
     folder = _folder(args.dataset)
     (folder / "pool.jsonl").write_text("\n".join(rows[: args.train]) + "\n", encoding="utf-8")
     (folder / "test.jsonl").write_text("\n".join(rows[args.train : args.train + args.test]) + "\n", encoding="utf-8")
+    _examples_pool(args.dataset)
     print(f"{args.train} training products, {args.test} held apart -> {folder}")
+
+
+def _examples_pool(dataset: str) -> Path:
+    """The training pool in the example pool's shape (category by id, attributes by handle) for the base model's
+    few-shot arm: the same products the student trained on, read by the same checked reader."""
+    from tagger.taxonomy import load_taxonomy
+    from tagger.train.pool import read_pool
+
+    folder = _folder(dataset)
+    taxonomy = load_taxonomy(str(ROOT / "evals" / "taxonomies" / f"{dataset}.yaml"))
+    pool = read_pool(folder / "pool.jsonl", taxonomy)
+    path = folder / "examples.jsonl"
+    with path.open("w", encoding="utf-8") as handle:
+        for item in pool.items:
+            row = {"id": item.product.id, "title": item.product.title, "description": item.product.description}
+            handle.write(json.dumps({**row, "category": item.category.id, "attributes": item.attributes}) + "\n")
+    return path
 
 
 def train(args: argparse.Namespace) -> None:
@@ -111,15 +129,18 @@ def quality(args: argparse.Namespace) -> None:
     student = folder / "student-p1"
     arms = {
         "student": _eval_config(args.dataset, "student", str(student), None),
-        "base-3-examples": _eval_config(args.dataset, "base-3-examples", None, folder / "pool.jsonl"),
+        "base-3-examples": _eval_config(args.dataset, "base-3-examples", None, _examples_pool(args.dataset)),
     }
-    figures: dict[str, Any] = {}
+    target = folder / "quality.json"
+    figures: dict[str, Any] = json.loads(target.read_text()) if target.is_file() else {}
     for name, config in arms.items():
+        if args.arm and name != args.arm:
+            continue
         out = folder / f"eval-{name}"
         seconds, _, _ = _tagger("eval", str(config), "--out", str(out), "--data-root", args.data_root)
         result = json.loads((out / "results.json").read_text())
         figures[name] = {"runs": result.get("runs", result), "wall_seconds": round(seconds, 1)}
-    (folder / "quality.json").write_text(json.dumps(figures, indent=2))
+        target.write_text(json.dumps(figures, indent=2))  # each arm as it ends: arms may run apart
     print(json.dumps(figures, indent=2)[:6000])
 
 
@@ -167,6 +188,7 @@ def main() -> None:
     commands.choices["train"].add_argument("--epochs", type=int, default=2)
     commands.choices["train"].add_argument("--processes", type=int, default=1)
     commands.choices["train"].add_argument("--gguf-type", default="q8_0")
+    commands.choices["quality"].add_argument("--arm", choices=["student", "base-3-examples"], default=None)
     commands.choices["cost"].add_argument("--n", type=int, default=16)
     commands.choices["cost"].add_argument("--steps", type=int, default=2)
     commands.choices["cost"].add_argument("--rounds", type=int, default=1)
