@@ -110,7 +110,8 @@ class Trainer:
         self.torch = torch
         self.settings, self.out, self.ranks = settings, out, ranks
         self.train_set, self.validation_set = list(train), list(validation)
-        self.model = load_trainable(base, settings)
+        self.device = _device(ranks)
+        self.model = load_trainable(base, settings).to(self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
         self.steps_per_epoch = math.ceil(len(self.train_set) / settings.batch_size)
@@ -188,7 +189,7 @@ class Trainer:
                 if param.grad is None:
                     param.grad = self.torch.zeros_like(param)
                 dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
-        summed = self.torch.tensor([loss], dtype=self.torch.float64)
+        summed = self.torch.tensor([loss], dtype=self.torch.float64, device=self.device)
         dist.all_reduce(summed, op=dist.ReduceOp.SUM)
         return float(summed.item())
 
@@ -199,7 +200,9 @@ class Trainer:
         mine = self.validation_set[self.ranks.rank :: self.ranks.world]
         with torch.no_grad():
             summed = sum(float(answer_loss(self.model, e)) for e in mine)
-        totals = torch.tensor([summed, float(sum(e.answer_tokens for e in mine))], dtype=torch.float64)
+        totals = torch.tensor(
+            [summed, float(sum(e.answer_tokens for e in mine))], dtype=torch.float64, device=self.device
+        )
         if self.ranks.world > 1:
             import torch.distributed as dist
 
@@ -244,7 +247,7 @@ class Trainer:
         folder = self.out / CHECKPOINT
         if not (folder / "state.json").is_file():
             return False
-        saved = self.torch.load(folder / "train.pt", weights_only=False)
+        saved = self.torch.load(folder / "train.pt", weights_only=False, map_location=self.device)
         self.model.load_state_dict(saved["weights"], strict=False)
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
@@ -260,7 +263,19 @@ class Trainer:
     def load_best(self) -> None:
         """The weights of the best validation (the last step's without validation)."""
         if self.validation_set and (self.out / BEST).is_file():
-            self.model.load_state_dict(self.torch.load(self.out / BEST, weights_only=True), strict=False)
+            best = self.torch.load(self.out / BEST, weights_only=True, map_location=self.device)
+            self.model.load_state_dict(best, strict=False)
+
+
+def _device(ranks: Ranks) -> Any:
+    """This process's GPU when there are GPUs (one per local process, as torchrun sets LOCAL_RANK), else the CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    local = int(os.environ.get("LOCAL_RANK", ranks.rank)) % torch.cuda.device_count()
+    torch.cuda.set_device(local)
+    return torch.device("cuda", local)
 
 
 def load_trainable(base: Path, settings: Settings) -> Any:
@@ -292,9 +307,10 @@ def answer_loss(model: Any, example: Encoded) -> Any:
     the 49k-wide output layer over the whole prompt would be most of the step's time (STACK.md)."""
     import torch
 
-    ids = torch.tensor([example.ids])
+    device = next(model.parameters()).device
+    ids = torch.tensor([example.ids], device=device)
     start = example.answer_start
-    keep = torch.arange(start - 1, len(example.ids) - 1)
+    keep = torch.arange(start - 1, len(example.ids) - 1, device=device)
     logits = model(input_ids=ids, logits_to_keep=keep).logits[0]
     return torch.nn.functional.cross_entropy(logits.float(), ids[0, start:], reduction="sum")
 

@@ -109,7 +109,9 @@ def train_student(
 
     model = merged(trainer.model)
     kind: Any = gguf_type
-    trained.files = [save_hf(model, hf, out), save_gguf(model, gguf, out, kind)]
+    model = model.to("cpu")
+    # The GGUF first: the HF folder is written in bfloat16, and the GGUF's weights must not be rounded through it.
+    trained.files = [save_gguf(model, gguf, out, kind), save_hf(model, hf, out)]
     taxonomy = load_taxonomy(spec.taxonomy)
     facts = {
         "name": out.name,
