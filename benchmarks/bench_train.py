@@ -82,7 +82,14 @@ def train(args: argparse.Namespace) -> None:
     folder = _folder(args.dataset)
     out = folder / f"student-p{args.processes}"
     taxonomy = str(ROOT / "evals" / "taxonomies" / f"{args.dataset}.yaml")
-    command = ["train", str(folder / "pool.jsonl"), "-o", str(out), "-t", taxonomy, "--epochs", str(args.epochs),
+    pool = folder / "pool.jsonl"
+    if args.n is not None:  # the first N of the training pool (a shorter run on a busy machine)
+        rows = pool.read_text(encoding="utf-8").splitlines()[: args.n]
+        pool = folder / f"pool-{args.n}.jsonl"
+        pool.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    command = ["train", str(pool), "-o", str(out), "-t", taxonomy, "--epochs", str(args.epochs),
+               "--validation", str(args.validation), "--checkpoint-every", "2", "--fresh",
+               *(["--lr", str(args.lr)] if args.lr else []),
                "--batch-size", "8", "--processes", str(args.processes), "--gguf-type", args.gguf_type,
                "--max-length", "512", "-q"]  # fmt: skip
     seconds, rss, _ = _tagger(*command)
@@ -188,6 +195,9 @@ def main() -> None:
     commands.choices["train"].add_argument("--epochs", type=int, default=2)
     commands.choices["train"].add_argument("--processes", type=int, default=1)
     commands.choices["train"].add_argument("--gguf-type", default="q8_0")
+    commands.choices["train"].add_argument("--n", type=int, default=None)
+    commands.choices["train"].add_argument("--lr", type=float, default=None)
+    commands.choices["train"].add_argument("--validation", type=float, default=0.1)
     commands.choices["quality"].add_argument("--arm", choices=["student", "base-3-examples"], default=None)
     commands.choices["cost"].add_argument("--n", type=int, default=16)
     commands.choices["cost"].add_argument("--steps", type=int, default=2)
