@@ -476,7 +476,8 @@ def generate(
             result_cache.close()
     rate = summary.tagged / summary.seconds if summary.seconds else 0.0
     err.print(
-        f"{summary.rows} rows: {summary.tagged} tagged ({summary.generated} by the model, {summary.reused} reused), "
+        f"{summary.rows} rows: {summary.tagged} tagged ({summary.generated} afresh, {summary.asked} of them with a "
+        f"model call; {summary.reused} reused), "
         f"{summary.resumed} done before, {summary.failed} rejected; {rate:.2f} products/s -> {output}"
     )
     for kind, count in summary.rejected.most_common():

@@ -43,10 +43,16 @@ class RunOptions:
 class RunSummary:
     rows: int = 0
     tagged: int = 0  # records written by this run
-    generated: int = 0  # of which the model made (the rest reuse a cached or duplicate result)
+    generated: int = 0  # of which this run tagged afresh (the rest reuse a cached or duplicate result)
+    asked: int = 0  # of which needed a model call (the evidence settles many without one)
     resumed: int = 0  # skipped: finished by an earlier run
     rejected: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+
+    def count(self, record: TagRecord) -> None:
+        self.tagged += 1
+        self.generated += record.reused_from is None
+        self.asked += record.reused_from is None and record.usage.prompt_tokens > 0
 
     @property
     def reused(self) -> int:
@@ -161,8 +167,7 @@ class BulkRun:
                 rejects.append(record)
             else:
                 lines.append(to_json_line(record))
-                self.summary.tagged += 1
-                self.summary.generated += record.reused_from is None
+                self.summary.count(record)
         for entry in batch.entries:
             if entry.record is None and entry.cleaned is not None:
                 self.in_flight[entry.key] -= 1

@@ -74,6 +74,7 @@ def test_duplicates_reach_the_model_once_and_a_warm_cache_skips_it(
     summary = tag_catalog(tagger, source, tmp_path / "out.jsonl", RunOptions(batch_size=2), cache)
     assert (summary.tagged, summary.generated, summary.reused) == (5, 2, 3)
     assert len(_category_prompts(engine)) == 2  # five products, two distinct contents, two model calls
+    assert summary.asked == 2  # both asked the model (for their category)
     records = {r["id"]: r for r in _read(tmp_path / "out.jsonl")}
     assert list(records) == [r["id"] for r in rows]
     for copy, original in (("copy-html", kettle["id"]), ("copy-later", kettle["id"]), ("copy-nfkc", CATALOG[1]["id"])):
@@ -84,7 +85,7 @@ def test_duplicates_reach_the_model_once_and_a_warm_cache_skips_it(
 
     engine.requests.clear()
     again = tag_catalog(tagger, source, tmp_path / "again.jsonl", cache=cache)
-    assert (again.tagged, again.generated) == (5, 0)
+    assert (again.tagged, again.generated, again.asked) == (5, 0, 0)
     assert engine.requests == []
     assert [r["category"] for r in _read(tmp_path / "again.jsonl")] == [r["category"] for r in records.values()]
     cache.close()

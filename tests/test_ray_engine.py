@@ -129,7 +129,7 @@ def test_the_ray_engine_writes_the_local_runs_records_and_rejects(
     assert kinds == {"bad_json", "missing_title", "missing_id", "too_large", "bad_encoding", "duplicate_id"}
     assert _rejects(tmp_path / "ray.rejects.jsonl") == hostile["rejects"]
     # The tagger summary after Ray's progress: tagged, reused, rejected by kind.
-    assert "5 tagged (4 by the model, 1 reused)" in done.stderr, done.stderr
+    assert "5 tagged (4 afresh" in done.stderr and "1 reused)" in done.stderr, done.stderr
     assert "6 rejected" in done.stderr
     assert "1 x bad_json" in done.stderr
 

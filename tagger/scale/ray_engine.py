@@ -112,8 +112,7 @@ class _Sink:
         self.rejects.append(rejected)
         for record in records:
             if isinstance(record, TagRecord):
-                self.summary.tagged += 1
-                self.summary.generated += record.reused_from is None
+                self.summary.count(record)
             else:
                 self.summary.rejected[record.error.kind] += 1
                 log.info("rejected: %s", record.error.message)
