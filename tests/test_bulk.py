@@ -184,8 +184,9 @@ def injected(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
 
 
 def test_an_injected_instruction_does_not_move_the_category(injected: dict[str, dict[str, Any]]) -> None:
-    assert injected["injected"]["category"] == injected["original"]["category"]
-    assert injected["injected"]["category"]["path"] != INJECTED_CATEGORY.split(" > ")
+    planted, original = injected["injected"]["category"], injected["original"]["category"]
+    assert (planted["id"], planted["path"]) == (original["id"], original["path"])  # its score reads the longer text
+    assert planted["path"] != INJECTED_CATEGORY.split(" > ")
 
 
 def test_an_injected_instruction_gains_nothing_the_text_does_not_show(injected: dict[str, dict[str, Any]]) -> None:
