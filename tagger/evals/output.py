@@ -276,10 +276,7 @@ def _reliability_chart(run: EvalRun, path: Path) -> str | None:
     ax.set_ylabel("share right")
     ax.set_title(f"{run.name}: reliability")
     ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
+    return _saved(fig, path)
 
 
 def _failures(outcome: EvalOutcome, run: EvalRun, count: int = 10) -> list[str]:
@@ -332,6 +329,12 @@ def _chart(outcome: EvalOutcome, path: Path) -> str | None:
     ax.set_xlabel("category exact accuracy")
     ax.set_title(f"{outcome.config.name}: accuracy by gold top-level category")
     ax.legend(loc="lower right")
+    return _saved(fig, path)
+
+
+def _saved(fig: Any, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
