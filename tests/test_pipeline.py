@@ -72,7 +72,7 @@ def test_record_json_shape(tagger: Tagger) -> None:
     line = json.loads(record.model_dump_json())
     assert set(line) == {"id", "category", "attributes", "evidence", "warnings", "usage", "provenance", "reused_from"}
     assert line["reused_from"] is None
-    assert set(line["category"]) == {"id", "path", "confidence", "evidence"}
+    assert set(line["category"]) == {"id", "path", "score", "confidence", "evidence"}
     assert line["provenance"]["cleaning"] == tagger.cleaner.config.hash
     assert line["provenance"]["taxonomy_fingerprint"] == tagger.taxonomy.fingerprint
     assert line["attributes"]["brand"] == ["Brewmaster"]  # an extractive value, as the text spells it
