@@ -475,10 +475,11 @@ def generate(
         if result_cache is not None:
             result_cache.close()
     rate = summary.tagged / summary.seconds if summary.seconds else 0.0
-    err.print(
-        f"{summary.rows} rows: {summary.tagged} tagged ({summary.generated} afresh, {summary.asked} of them with a "
-        f"model call; {summary.reused} reused), "
-        f"{summary.resumed} done before, {summary.failed} rejected; {rate:.2f} products/s -> {output}"
+    err.print(  # one line, whatever the terminal's width: logs and scripts grep it
+        f"{summary.rows} rows: {summary.tagged} tagged ({summary.generated} afresh, {summary.asked} asking the model; "
+        f"{summary.reused} reused), {summary.resumed} done before, {summary.failed} rejected; "
+        f"{rate:.2f} products/s -> {output}",
+        soft_wrap=True,
     )
     for kind, count in summary.rejected.most_common():
         err.print(f"  {count} x {kind}")
