@@ -29,6 +29,8 @@ pytestmark = pytest.mark.vllm
 # suite in minutes.
 PRODUCTS = [p for _, p in read_rows(SAMPLE_CATALOG) if isinstance(p, Product)][:8]
 
+SHORTLIST = "shortlist:all-MiniLM-L6-v2:k=1:title_description/leaf_parent"  # the default retrieval and its texts
+
 
 def _all_conform(records: list[Record], taxonomy: Taxonomy) -> list[TagRecord]:
     tagged = [r for r in records if isinstance(r, TagRecord)]
@@ -114,7 +116,7 @@ def test_server_killed_mid_run_gives_row_errors_and_a_rerun_completes(hf_model: 
     records = [json.loads(line) for line in output.read_text().splitlines()]
     # Retrieval decided the category (then the server filled the attributes), not the flat enum that an environment
     # without the retrieval runtime used to fall back to.
-    assert {r["provenance"]["strategy"] for r in records} == {"shortlist:all-MiniLM-L6-v2:k=1:title_description/leaf_parent"}
+    assert {r["provenance"]["strategy"] for r in records} == {SHORTLIST}
     tagged = [r["id"] for r in records]
     rejects_file = tmp_path / "out.rejects.jsonl"
     failed = [json.loads(line) for line in rejects_file.read_text().splitlines()]
@@ -149,6 +151,6 @@ def test_generate_with_the_vllm_backend_as_a_user_runs_it(tmp_path: Path) -> Non
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["id"] for r in records] == [json.loads(line)["id"] for line in source.read_text().splitlines()]
     assert {r["provenance"]["backend"] for r in records} == {"vllm"}
-    assert {r["provenance"]["strategy"] for r in records} == {"shortlist:all-MiniLM-L6-v2:k=1:title_description/leaf_parent+evidence"}
+    assert {r["provenance"]["strategy"] for r in records} == {f"{SHORTLIST}+evidence"}
     assert foreign_output(done.stderr) == [], done.stderr[-3000:]
     assert done.stdout == ""  # vLLM logs to stdout, where `tagger tag` writes its record
