@@ -33,7 +33,8 @@ class PoolItem:
     attributes: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _category(value: Any, taxonomy: Taxonomy) -> Category | None:
+def category_of(value: Any, taxonomy: Taxonomy) -> Category | None:
+    """A pool row's category: an id, a path string, a path list, or a record's {id, path}; None when not in it."""
     if isinstance(value, dict):
         value = value.get("id") if value.get("id") in taxonomy.categories else value.get("path")
     if isinstance(value, list):
@@ -56,7 +57,7 @@ def read_pool(path: Path, taxonomy: Taxonomy, columns: Columns | None = None) ->
                 raise TaggerError(f"example pool {path}, line {row}: not JSON ({exc.msg})") from exc
             if not isinstance(record, dict):
                 raise TaggerError(f"example pool {path}, line {row}: not a JSON object")
-            category = _category(record.get("category"), taxonomy)
+            category = category_of(record.get("category"), taxonomy)
             if category is None:
                 continue
             try:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from tagger.product import Columns, Product, ProductError, product_from_record
-from tagger.taxonomy import PATH_SEPARATOR, Attribute, Category, Taxonomy
+from tagger.retrieval.examples import category_of
+from tagger.taxonomy import Attribute, Category, Taxonomy
 
 
 @dataclass(frozen=True)
@@ -97,16 +98,6 @@ def labeled(record: dict[str, Any], row: int, taxonomy: Taxonomy, columns: Colum
         raise ProductError("unknown_category", f"category {shown} is not in taxonomy {taxonomy.name!r}", product.id)
     values = _values(record.get("attributes") or {}, taxonomy.attributes_for(category.id), product)
     return Labeled(product, category, values, row)
-
-
-def category_of(value: Any, taxonomy: Taxonomy) -> Category | None:
-    if isinstance(value, dict):
-        value = value.get("id") if value.get("id") in taxonomy.categories else value.get("path")
-    if isinstance(value, list):
-        value = PATH_SEPARATOR.join(map(str, value))
-    if not isinstance(value, str):
-        return None
-    return taxonomy.categories.get(value) or taxonomy.by_path.get(value)
 
 
 def _values(raw: Any, attributes: list[Attribute], product: Product) -> dict[str, list[str]]:
