@@ -24,6 +24,7 @@ from tagger.taxonomy import Taxonomy, load_taxonomy
 
 if TYPE_CHECKING:
     from tagger.evidence import EvidenceMatcher
+    from tagger.evidence.judge import PoolJudge
     from tagger.pipeline import Tagger
     from tagger.retrieval import ExamplePool, PoolItem, Shortlister
 
@@ -96,6 +97,10 @@ class TaggerSpec(_Spec):
     # With evidence: the model copies a span for an extractive attribute no candidate was found for (decided "span").
     # Off by default: the embedded model copies whole titles (README, "Evidence").
     extract: bool = False
+    # With evidence and a labeled pool: the judge fitted on the pool (tagger.evidence.judge) decides each attribute's
+    # values and their confidence, instead of the model choosing among rivals (OA-Mine, 200 products: F1 0.695 against
+    # 0.674 for string matching; README, "The pool's judge").
+    judge: bool = True
     # Confidences: "default" (the calibration tagger ships, fitted on its dev sets with the embedded model), a file
     # `tagger calibrate` wrote, or "off". min_confidence: values less sure than this go to warnings.
     calibration: str = "default"
@@ -131,6 +136,7 @@ def build_taggers(
         pool = _read_pool(spec.narrowing.examples, chosen)
     shortlist, examples = _narrowing(spec.narrowing, chosen, pool)
     evidence = _evidence(chosen, pool) if spec.attributes == "evidence" else None
+    judge = _judge(evidence) if evidence is not None and spec.judge else None
     calibration = load_calibration(spec.calibration)
     if spec.min_confidence is not None and calibration is None:
         raise TaggerError("--min-confidence needs a calibration (--calibration default or a file), not off")
@@ -147,6 +153,7 @@ def build_taggers(
             examples=examples,
             tree=spec.narrowing.tree,
             evidence=evidence,
+            judge=judge,
             infer=spec.infer,
             extract=spec.extract,
             calibration=calibration,
@@ -193,6 +200,12 @@ def _evidence(taxonomy: Taxonomy, pool: Sequence[PoolItem] | None) -> EvidenceMa
     from tagger.evidence import EvidenceMatcher
 
     return EvidenceMatcher(taxonomy, pool)
+
+
+def _judge(matcher: EvidenceMatcher) -> PoolJudge | None:
+    from tagger.evidence.judge import PoolJudge
+
+    return PoolJudge.fit(matcher)
 
 
 __all__ = [

@@ -137,6 +137,14 @@ ExtractOpt = Annotated[
         "strong model (the embedded one copies whole titles)",
     ),
 ]
+JudgeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--judge/--no-judge",
+        help="With --examples: the judge fitted on the pool decides each attribute's values and their confidence; "
+        "--no-judge: the model chooses among rivals",
+    ),
+]
 AttributesOpt = Annotated[
     AttributeSource,
     typer.Option(
@@ -192,6 +200,8 @@ def _spec(
     calibration: str = "default",
     min_confidence: float | None = None,
     extract: bool = False,
+    *,
+    judge: bool = True,
 ) -> TaggerSpec:
     backend_spec = BackendSpec(name=backend, model=model, options=options or {})
     return TaggerSpec(
@@ -205,6 +215,7 @@ def _spec(
         calibration=calibration,
         min_confidence=min_confidence,
         extract=extract,
+        judge=judge,
     )
 
 
@@ -331,6 +342,7 @@ def tag(
     calibration: CalibrationOpt = "default",
     min_confidence: MinConfidenceOpt = None,
     extract: ExtractOpt = False,
+    judge: JudgeOpt = True,
 ) -> None:
     """Tag one product and print its record."""
     product = _product(json_text, title, description, brand)
@@ -349,6 +361,7 @@ def tag(
         calibration,
         min_confidence,
         extract,
+        judge=judge,
     )
     tagger = build_tagger(spec)
     try:
@@ -401,6 +414,7 @@ def generate(
     calibration: CalibrationOpt = "default",
     min_confidence: MinConfidenceOpt = None,
     extract: ExtractOpt = False,
+    judge: JudgeOpt = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, errors only")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every batch and reject")] = False,
     engine: Annotated[
@@ -458,6 +472,7 @@ def generate(
         calibration,
         min_confidence,
         extract,
+        judge=judge,
     )
     options = RunOptions(fmt, columns, limit, batch_size, restart, rejects)
     result_cache = None if no_cache else ResultCache(cache or default_cache_path())

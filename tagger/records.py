@@ -34,15 +34,20 @@ class Evidence(BaseModel):
     value: str
     source: Literal["text", "pool", "inferred"]  # stated in the product, learned from the labeled pool, inferred
     spans: list[Span] = Field(default_factory=list)
+    # What found it: a taxonomy name or alias (or an amount in its range) the text states, a field named as the
+    # attribute, a value of the pool's dictionary, one of the pool's n-gram rules, a shape the pool's labels have
+    # (identifiers, amounts), the title's leading words (segment: offered only to the pool's judge), or the model.
+    matched: Literal["name", "field", "dictionary", "rule", "shape", "segment", "model"] | None = None
     # Who settled it: the evidence alone (no rival), the model (a choice among rivals, or, for an inferred value,
-    # the model's guess), or the model's span (an extractive value no candidate offered: the model copied it from the
-    # text, and `spans` say where the text states it).
-    decided: Literal["evidence", "model", "span"] = "evidence"
-    # What was measured before calibration: the model's probability of choosing the value, or the pool's precision
-    # for the pattern that found it; None for a name stated in the text with no rival.
+    # the model's guess), the model's span (an extractive value no candidate offered: the model copied it from the
+    # text, and `spans` say where the text states it), or the judge learned from the labeled pool
+    # (tagger.evidence.judge), which chose it among its rivals and kept it as more likely right than not worth it.
+    decided: Literal["evidence", "model", "span", "judge"] = "evidence"
+    # What was measured before calibration: the model's probability of choosing the value, the pool's precision for
+    # the pattern that found it, or the judge's probability; None for a name stated in the text with no rival.
     score: float | None = None
-    # The probability that the value is right, calibrated on the dev sets (tagger.calibrate) from the evidence's kind
-    # and its score; None where the calibration has no data for that kind.
+    # The probability that the value is right: calibrated on the dev sets (tagger.calibrate) from the evidence's kind
+    # and its score, or the judge's probability, fitted on the catalog's own pool; None where nothing measured it.
     confidence: float | None = None
 
 

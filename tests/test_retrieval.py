@@ -197,3 +197,17 @@ def test_render_of_a_category_without_attributes_shows_no_call(backend: Backend,
     assert (shown.stage, shown.category, shown.messages) == ("attributes", bare, [])
     record = tagger.tag_batch([Product("x", "Acrylic paint set")], [bare])[0]
     assert isinstance(record, TagRecord) and not recording.requests  # and a run makes no call either
+
+
+def test_the_vote_confidence_is_measured_on_the_pool_itself(shopify: Taxonomy, embedder: Embedder) -> None:
+    kettles, mugs = shopify.find("electric kettles")[0], shopify.find("mugs")[0]
+    items = [PoolItem(Product(f"k{i}", f"Electric kettle model {i}, {1 + i / 10:.1f} L"), kettles) for i in range(12)]
+    items += [PoolItem(Product(f"m{i}", f"Ceramic coffee mug, design {i}"), mugs) for i in range(12)]
+    new = Product("new", "Cordless electric kettle")
+    assert ExamplePool(items, embedder, k=3).vote_confidence(new, 1.0) > 0.9  # every leave-one-out vote was right
+    # Labels the text does not bear out (half the kettles labeled mugs): the same unanimous vote is worth less.
+    noisy = [
+        PoolItem(i.product, mugs if i.product.id in {"k1", "k3", "k5", "k7", "k9", "k11"} else i.category)
+        for i in items
+    ]
+    assert ExamplePool(noisy, embedder, k=3).vote_confidence(new, 1.0) < 0.85

@@ -11,6 +11,7 @@ gold fits a better one.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from bisect import bisect_left
 from functools import cache
 from importlib import resources
@@ -22,6 +23,12 @@ from tagger.errors import TaggerError
 from tagger.records import CategoryRef, Evidence, TagRecord
 
 DEFAULT = "default"
+FOLDS = 5  # cross-fitting on a catalog's own pool: a pool product is judged by what was fitted without its fold
+
+
+def fold_of(product_id: str) -> int:
+    """A product's fold, stable across runs and machines."""
+    return zlib.crc32(product_id.encode()) % FOLDS
 
 
 class Curve(BaseModel):
@@ -55,7 +62,8 @@ class Calibration(BaseModel):
     def apply(self, record: TagRecord) -> None:
         """Sets every confidence of the record (its values' and its category's) from their kinds and scores."""
         for evidence in record.evidence:
-            evidence.confidence = self.probability(value_kind(evidence), evidence.score)
+            if evidence.decided != "judge":  # the judge's probability is fitted on this catalog already
+                evidence.confidence = self.probability(value_kind(evidence), evidence.score)
         category = record.category
         kind = category_kind(category)
         # A given category is the user's: nothing tagger measured, so no confidence of tagger's.
@@ -64,10 +72,12 @@ class Calibration(BaseModel):
 
 def value_kind(evidence: Evidence) -> str:
     """inferred; text:span (the model copied it from the text); text:model / pool:model (the model chose it among
-    rivals); pool (a pattern the pool measured);
+    rivals); judge (the pool's judge decided it); pool (a pattern the pool measured);
     text:title / text:description / text:field (a name the text states, with no rival)."""
     if evidence.source == "inferred":
         return "inferred"
+    if evidence.decided == "judge":
+        return "judge"
     if evidence.decided == "span":
         return "text:span"
     if evidence.decided == "model":
@@ -126,4 +136,14 @@ def hold_below(record: TagRecord, threshold: float) -> None:
     record.evidence = [e for e in record.evidence if id(e) not in gone]
 
 
-__all__ = ["DEFAULT", "Calibration", "Curve", "category_kind", "hold_below", "load_calibration", "value_kind"]
+__all__ = [
+    "DEFAULT",
+    "FOLDS",
+    "Calibration",
+    "Curve",
+    "category_kind",
+    "fold_of",
+    "hold_below",
+    "load_calibration",
+    "value_kind",
+]

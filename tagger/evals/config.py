@@ -56,6 +56,7 @@ class PipelineConfig(_Strict):
     examples: ExamplesConfig | None = None  # few-shot examples retrieved from a labeled pool
     tree: bool = False  # choose level by level down the taxonomy (alone: not with a shortlist or examples)
     attributes: Literal["evidence", "model"] = "evidence"  # as tagger.build.TaggerSpec.attributes
+    judge: bool = True  # as tagger.build.TaggerSpec.judge: with a pool, its judge decides the values
 
 
 class SampleConfig(_Strict):

@@ -118,6 +118,7 @@ def tagger_spec(config: EvalConfig, data_root: Path, template: str | None = None
             tree=pipeline.tree,
         ),
         attributes=pipeline.attributes,
+        judge=pipeline.judge,
     )
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tagger.evidence.names import AttributeNames, attribute_names
-from tagger.evidence.pool import PoolLexicon, PoolSettings, product_text_fields, shaped_tokens
+from tagger.evidence.pool import PoolLexicon, PoolSettings, amount_windows, product_text_fields, shaped_tokens
 from tagger.evidence.quantity import amounts
 from tagger.evidence.text import Word, key, words
 from tagger.product import Product
@@ -32,6 +32,7 @@ MAX_SPANS = 5  # spans kept per value: enough to show where, without copying a r
 CUE_WINDOW = 3  # words on either side of a weak name where the attribute's own name must stand
 
 Source = Literal["text", "pool"]
+Matched = Literal["name", "field", "dictionary", "rule", "shape"]
 
 
 @dataclass(frozen=True)
@@ -275,45 +276,42 @@ class EvidenceMatcher:
         found: list[Word],
         where: tuple[str, str, int],
     ) -> list[_Hit]:
-        """Identifiers whose shape the pool's labels of this category and attribute have, precisely enough."""
+        """Identifiers and amounts of a shape the pool's labels of this category and attribute have, precisely
+        enough ("XER106R01409" as part numbers are written; "12 oz" as net contents are)."""
         lexicon = self.lexicon
         if lexicon is None:
             return []
         name, text, order = where
-        starts, ends = [w.start for w in found], [w.end for w in found]
+        books = [(lexicon.shapes, self._identifiers(text, found)), (lexicon.amounts, self._amounts(found))]
         hits = []
-        for attribute in compiled.attributes:
-            entries = lexicon.shape_entries(category.id, attribute.handle) if attribute.extractive else {}
-            if not entries:
-                continue
-            for form, start, end in shaped_tokens(text):
-                entry = entries.get(form)
-                if entry is None:
-                    continue
-                labeled, precision = lexicon.shape_precision(entry, own, attribute.handle, form)
-                if labeled < lexicon.settings.min_support or precision < lexicon.settings.min_shape_precision:
-                    continue
-                first = bisect_left(starts, start)
-                last = max(first, bisect_right(ends, end) - 1)
-                spelled = tuple(w.norm for w in found[first : last + 1])
-                hits.append(
-                    _Hit(
-                        attribute.handle,
-                        None,
-                        "pool",
-                        name,
-                        order,
-                        first,
-                        last,
-                        start,
-                        end,
-                        text[start:end],
-                        spelled,
-                        round(precision, 4),
-                        shape=True,
-                    )
-                )
+        for attribute in (a for a in compiled.attributes if a.extractive):
+            for book, spots in books:
+                entries = book.of(category.id, attribute.handle)
+                for form, first, last in spots if entries else []:
+                    entry = entries.get(form)
+                    precision = None if entry is None else book.measured(entry, own, attribute.handle, form)
+                    if precision is None:
+                        continue
+                    start, end = found[first].start, found[last].end
+                    spelled = tuple(w.norm for w in found[first : last + 1])
+                    hit = _Hit(attribute.handle, None, "pool", name, order, first, last, start, end, text[start:end],
+                               spelled, round(precision, 4), shape=True)  # fmt: skip
+                    hits.append(hit)
         return hits
+
+    @staticmethod
+    def _identifiers(text: str, found: list[Word]) -> list[tuple[object, int, int]]:
+        """(shape, first word, last word) of the text's identifier-like tokens."""
+        starts, ends = [w.start for w in found], [w.end for w in found]
+        spots: list[tuple[object, int, int]] = []
+        for form, start, end in shaped_tokens(text):
+            first = bisect_left(starts, start)
+            spots.append((form, first, max(first, bisect_right(ends, end) - 1)))
+        return spots
+
+    @staticmethod
+    def _amounts(found: list[Word]) -> list[tuple[object, int, int]]:
+        return [(form, first, last) for first, last, form in amount_windows([w.norm for w in found])]
 
     def _field_named(self, compiled: CompiledCategory, name: str, text: str, order: int) -> list[_Hit]:
         """A field named as an extractive attribute ("brand") states its value: the whole field is the span."""
@@ -424,8 +422,20 @@ def _to_evidence(handle: str, group: list[_Hit]) -> Evidence:
         value=value,
         source=source,
         spans=spans,
+        matched=_matched(group),
         score=max(scores) if scores and source == "pool" else None,
     )
+
+
+def _matched(group: list[_Hit]) -> Matched:
+    """What found a value, the strongest first: the text naming it, a field, the pool's dictionary, rules, shapes."""
+    if any(h.source == "text" and h.value is not None for h in group):
+        return "name"
+    if any(h.source == "text" for h in group):
+        return "field"
+    if any(h.value is None and not h.shape for h in group):
+        return "dictionary"
+    return "rule" if any(not h.shape for h in group) else "shape"
 
 
 def spans_of(value: str, product: Product) -> list[Span]:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tagger.clean import Cleaner, content_key
-from tagger.evidence.text import key, words
+from tagger.evidence.text import is_number, key, words
 from tagger.product import Product
 from tagger.retrieval.examples import PoolItem
 from tagger.taxonomy import Taxonomy
@@ -23,6 +23,7 @@ from tagger.taxonomy import Taxonomy
 # An identifier as a text writes it: letters and digits, with inner hyphens, dots and slashes ("XER106R01409").
 _TOKEN = re.compile(r"[^\W_](?:[\w\-./]*[^\W_])?")
 MAX_WORDS = 400  # of each pool product's text, for n-grams: descriptions are cut to a budget before the model too
+MAX_AMOUNT_WORDS = 4  # an amount's shape spans at most this many words ("Pack of # Count")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class PoolSettings:
     min_precision: float = 0.8  # share of the n-gram's products that carry the value
     min_dictionary_precision: float = 0.2  # share of the products showing a dictionary value that carry it
     min_name_precision: float = 0.2  # share of the products naming a closed value that carry it
-    min_shape_precision: float = 0.5  # share of the products showing an identifier's shape where it is the value
+    min_shape_precision: float = 0.5  # share of the products showing a shape (identifier, amount) where it is the value
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,29 @@ def shaped_tokens(text: str) -> list[tuple[str, int, int]]:
     return found
 
 
+def amount_shape(norms: Sequence[str]) -> tuple[str, ...] | None:
+    """An amount's shape: its normalized words with every number as "#" ("12 Ounce Bag" -> ("#", "ounce", "bag"));
+    None unless it has a number and a word (a bare number is any number)."""
+    form = tuple("#" if is_number(n) else n for n in norms)
+    return form if "#" in form and any(f != "#" for f in form) else None
+
+
+def amount_windows(norms: Sequence[str]) -> list[tuple[int, int, tuple[str, ...]]]:
+    """(first, last, shape) of every run of up to MAX_AMOUNT_WORDS words that holds a number and a word."""
+    found: set[tuple[int, int]] = set()
+    for at, norm in enumerate(norms):
+        if is_number(norm):
+            for first in range(max(0, at - MAX_AMOUNT_WORDS + 1), at + 1):
+                for last in range(at, min(len(norms), first + MAX_AMOUNT_WORDS)):
+                    found.add((first, last))
+    windows = []
+    for first, last in sorted(found):
+        form = amount_shape(norms[first : last + 1])
+        if form is not None:
+            windows.append((first, last, form))
+    return windows
+
+
 def product_text_fields(product: Product) -> list[tuple[str, str]]:
     """A product's fields in the order they are matched: title, the other fields, description."""
     return [("title", product.title), *product.fields.items(), ("description", product.description)]
@@ -84,6 +108,45 @@ def ngrams(product: Product, size: int) -> set[tuple[str, ...]]:
         for n in range(1, size + 1):
             found.update(tuple(norms[i : i + n]) for i in range(len(norms) - n + 1))
     return found
+
+
+Shapes = tuple[set[object], dict[str, set[object]]]  # a product's shapes shown, and its labels' shapes per attribute
+
+
+class ShapeBook:
+    """The shapes of one kind that a pool's labels take, per category and attribute, each with how many products
+    of the category show it and how many of those are labeled with it there (kept per product: leave-one-out)."""
+
+    def __init__(self, lexicon: PoolLexicon, seen: list[Shapes]) -> None:
+        self.entries: dict[tuple[str, str], dict[object, Entry]] = defaultdict(dict)
+        self._seen = seen
+        self._min_support = lexicon.settings.min_support
+        self._min_precision = lexicon.settings.min_shape_precision
+        for item, (_, labeled) in zip(lexicon.items, seen, strict=True):
+            for handle, forms in labeled.items():
+                for form in forms:
+                    self.entries[item.category.id, handle].setdefault(form, Entry()).labeled += 1
+        by_category: dict[str, list[dict[object, Entry]]] = defaultdict(list)
+        for (category, _), entries in self.entries.items():
+            by_category[category].append(entries)
+        for item, (shown, _) in zip(lexicon.items, seen, strict=True):
+            for entries in by_category.get(item.category.id, []):
+                for form in shown & entries.keys():
+                    entries[form].shown += 1
+
+    def of(self, category_id: str, handle: str) -> dict[object, Entry]:
+        return self.entries.get((category_id, handle), {})
+
+    def measured(self, entry: Entry, own: int | None, handle: str, form: object) -> float | None:
+        """The shape's precision without the product's own row (its index): None when too few labels carry it or
+        it is too often something else."""
+        labeled, shown = entry.labeled, entry.shown
+        if own is not None:
+            own_shown, own_labeled = self._seen[own]
+            labeled -= form in own_labeled.get(handle, set())
+            shown -= form in own_shown
+        precision = labeled / shown if shown > 0 else 0.0
+        return precision if labeled >= self._min_support and precision >= self._min_precision else None
 
 
 class PoolLexicon:
@@ -106,12 +169,12 @@ class PoolLexicon:
         # (category id, handle) -> normalized words -> entry; the surface form is kept for extractive values
         self.dictionary: dict[tuple[str, str], dict[tuple[str, ...], Entry]] = defaultdict(dict)
         self.rules: dict[str, dict[tuple[str, ...], list[Rule]]] = {}
-        # (category id, handle) -> identifier shape -> entry: extractive values such as part numbers and UPCs, which
-        # no other product shares, still share a shape
-        self.shapes: dict[tuple[str, str], dict[str, Entry]] = defaultdict(dict)
+        # (category id, handle) -> shape -> entry: extractive values that no other product shares still share a
+        # shape: identifiers such as part numbers and UPCs ("AAA999A99999"), and amounts ("# oz", "Pack of #")
+        self.shapes = ShapeBook(self, [self._identifier_shapes(item) for item in self.items])
+        self.amounts = ShapeBook(self, [self._amount_shapes(item) for item in self.items])
         self._fill_dictionary()
         self._learn_rules()
-        self._learn_shapes()
         # Only the n-grams of rules are needed from here on (to leave a product's own row out): keep just those.
         ruled = {gram for rules in self.rules.values() for gram in rules}
         self._grams = [grams & ruled for grams in self._grams]
@@ -163,49 +226,43 @@ class PoolLexicon:
                             shown.add(id(entry))
                             entry.shown += 1
 
-    # --- identifier shapes --------------------------------------------------------------------------------------
+    # --- shapes -------------------------------------------------------------------------------------------------
 
-    def _shapes_of(self, item: PoolItem) -> tuple[set[str], dict[str, set[str]]]:
-        """The shapes a product's text shows, and per attribute the shapes of its labels found as tokens."""
+    def _extractive_labels(self, item: PoolItem) -> dict[str, list[str]]:
+        return {
+            handle: [v.strip() for v in self.labels(item, handle)]
+            for handle in item.attributes
+            if (attribute := self.taxonomy.attributes.get(handle)) is not None and attribute.extractive
+        }
+
+    def _identifier_shapes(self, item: PoolItem) -> Shapes:
+        """The identifier shapes a product's text shows, and per attribute the shapes of its labels found as tokens."""
         tokens: dict[str, set[str]] = defaultdict(set)
         for _, text in product_text_fields(item.product):
             for form, start, end in shaped_tokens(text):
                 tokens[form].add(text[start:end].casefold())
-        labeled: dict[str, set[str]] = {}
-        for handle in item.attributes:
-            attribute = self.taxonomy.attributes.get(handle)
-            if attribute is None or not attribute.extractive:
-                continue
-            values = [v.strip() for v in self.labels(item, handle)]
+        labeled: dict[str, set[object]] = {}
+        for handle, values in self._extractive_labels(item).items():
             forms = {f for v in values if (f := shape(v)) and v.casefold() in tokens[f]}
             if forms:
-                labeled[handle] = forms
+                labeled[handle] = set(forms)
         return set(tokens), labeled
 
-    def _learn_shapes(self) -> None:
-        seen = [self._shapes_of(item) for item in self.items]
-        for item, (_, labeled) in zip(self.items, seen, strict=True):
-            for handle, forms in labeled.items():
-                for form in forms:
-                    self.shapes[item.category.id, handle].setdefault(form, Entry()).labeled += 1
-        for item, (shown, _) in zip(self.items, seen, strict=True):
-            for (category, _), entries in self.shapes.items():
-                if category == item.category.id:
-                    for form in shown & entries.keys():
-                        entries[form].shown += 1
-        self._own_shapes = seen
-
-    def shape_entries(self, category_id: str, handle: str) -> dict[str, Entry]:
-        return self.shapes.get((category_id, handle), {})
-
-    def shape_precision(self, entry: Entry, own: int | None, handle: str, form: str) -> tuple[int, float]:
-        """(labeled products, precision) of an identifier shape, without the product's own row (its index)."""
-        labeled, shown = entry.labeled, entry.shown
-        if own is not None:
-            own_shown, own_labeled = self._own_shapes[own]
-            labeled -= form in own_labeled.get(handle, set())
-            shown -= form in own_shown
-        return labeled, (labeled / shown if shown > 0 else 0.0)
+    def _amount_shapes(self, item: PoolItem) -> Shapes:
+        """The amount shapes a product's text shows, and per attribute the shapes of its labels the text states."""
+        shown: set[object] = set()
+        stated: set[tuple[str, ...]] = set()
+        for _, text in product_text_fields(item.product):
+            norms = [w.norm for w in words(text, MAX_WORDS)]
+            for first, last, form in amount_windows(norms):
+                shown.add(form)
+                stated.add(tuple(norms[first : last + 1]))
+        labeled: dict[str, set[object]] = {}
+        for handle, values in self._extractive_labels(item).items():
+            forms = {f for v in values if (k := key(v)) in stated and (f := amount_shape(k))}
+            if forms:
+                labeled[handle] = set(forms)
+        return shown, labeled
 
     def entries(self, category_id: str, handle: str) -> dict[tuple[str, ...], Entry]:
         return self.dictionary.get((category_id, handle), {})

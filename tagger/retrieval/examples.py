@@ -13,11 +13,14 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tagger.calibrate import FOLDS, Curve, fold_of
+from tagger.calibrate.fit import isotonic
 from tagger.clean import Cleaner, content_key
 from tagger.errors import TaggerError
 from tagger.product import Columns, Product, ProductError, product_from_record
@@ -99,6 +102,8 @@ class ExamplePool:
         # text, tagger.retrieval.shortlist.query_text, was measured for product to category path only).
         self._vectors: Vectors = self.embedder.encode([example_text(i.product) for i in self.items])
         self._keys = [content_key(i.product) for i in self.items]
+        self._by_key = {k: n for n, k in enumerate(self._keys)}
+        self._by_id = {i.product.id: n for n, i in enumerate(self.items)}
         digest = hashlib.sha256("\n".join(f"{i.product.id}\t{i.category.id}" for i in self.items).encode())
         self.fingerprint = digest.hexdigest()[:16]
 
@@ -128,3 +133,36 @@ class ExamplePool:
             )
             found.append([item for _, item in zip(range(self.k), own, strict=False)])
         return found
+
+    # --- how often the vote is right -----------------------------------------------------------------------------
+
+    def vote_confidence(self, product: Product, share: float) -> float:
+        """The probability that the examples' vote is right at this share of the vote, measured on the pool itself:
+        each pool product voted on by its k nearest others (leave-one-out), isotonic regression of "right" over the
+        share. A product of the pool reads the curve fitted without its fold, so its own vote never counts for it."""
+        curves = self._vote_curves
+        own = self._by_key.get(content_key(product), self._by_id.get(product.id))
+        return curves[-1 if own is None else fold_of(self.items[own].product.id)].probability(share)
+
+    @cached_property
+    def _vote_curves(self) -> list[Curve]:
+        """One curve per fold (fitted without it), and last the whole pool's."""
+        scores = self._vectors @ self._vectors.T
+        votes: list[tuple[int, float, bool]] = []
+        for i, ranked in enumerate(np.argsort(-scores, axis=1)):
+            item = self.items[i]
+            others = (self.items[j] for j in ranked if j != i and self._keys[j] != self._keys[i])
+            shots = [other for _, other in zip(range(self.k), others, strict=False)]
+            if shots:
+                chosen = vote(shots)
+                share = sum(s.category.id == chosen.id for s in shots) / len(shots)
+                votes.append((fold_of(item.product.id), share, chosen.id == item.category.id))
+        return [_curve([(s, r) for f, s, r in votes if f != fold]) for fold in range(FOLDS)] + [
+            _curve([(s, r) for _, s, r in votes])
+        ]
+
+
+def _curve(points: list[tuple[float, bool]]) -> Curve:
+    rate = sum(r for _, r in points) / len(points) if points else 0.5
+    bounds, rates = isotonic(points) if points else ([], [])
+    return Curve(n=len(points), rate=rate, bounds=bounds, rates=rates)
