@@ -211,3 +211,6 @@ def test_the_vote_confidence_is_measured_on_the_pool_itself(shopify: Taxonomy, e
         for i in items
     ]
     assert ExamplePool(noisy, embedder, k=3).vote_confidence(new, 1.0) < 0.85
+    # A split vote reads its own step at the share as records round it (2 of 3 is 0.6667), not the next one up.
+    split = ExamplePool(noisy, embedder, k=3)
+    assert split.vote_confidence(new, 0.6667) == split.vote_confidence(new, 0.6) < split.vote_confidence(new, 1.0)

@@ -151,11 +151,14 @@ class ExamplePool:
         votes: list[tuple[int, float, bool]] = []
         for i, ranked in enumerate(np.argsort(-scores, axis=1)):
             item = self.items[i]
-            others = (self.items[j] for j in ranked if j != i and self._keys[j] != self._keys[i])
+            # Only the product itself is left out: its duplicates (variants, relisted rows) are neighbours as they
+            # are for a product of the catalog that is not in the pool.
+            others = (self.items[j] for j in ranked if j != i)
             shots = [other for _, other in zip(range(self.k), others, strict=False)]
             if shots:
                 chosen = vote(shots)
-                share = sum(s.category.id == chosen.id for s in shots) / len(shots)
+                # Rounded as the records' scores are, which the curve is read at (2/3 is 0.6667 there).
+                share = round(sum(s.category.id == chosen.id for s in shots) / len(shots), 4)
                 votes.append((fold_of(item.product.id), share, chosen.id == item.category.id))
         return [_curve([(s, r) for f, s, r in votes if f != fold]) for fold in range(FOLDS)] + [
             _curve([(s, r) for _, s, r in votes])
