@@ -338,9 +338,7 @@ class EvidenceMatcher:
         )
         own_shown = own is not None and own.category.id == category.id
         labeled, precision = self.lexicon.dictionary_precision(entry, own_labeled, own_shown)
-        # Capped: `labeled` counts products labeled with the entry whether or not their text shows it, so the
-        # ratio can pass 1 (notes: the filter still reads it uncapped).
-        hit.score = round(min(precision, 1.0), 4)
+        hit.score = round(precision, 4)
         return labeled > 0 and precision >= self.lexicon.settings.min_dictionary_precision
 
     def _keep_rule_hit(self, hit: _Hit, own: PoolItem | None, own_grams: set[tuple[str, ...]]) -> bool:

@@ -53,6 +53,7 @@ class Entry:
 
     labeled: int = 0  # pool products labeled with it
     shown: int = 0  # pool products of the category whose text shows it
+    carried: int = 0  # of those, the ones labeled with it (dictionary entries)
 
 
 def shape(token: str) -> str | None:
@@ -201,19 +202,22 @@ class PoolLexicon:
         return [str(v) for v in values if str(v).strip()]
 
     def _fill_dictionary(self) -> None:
-        for item in self.items:
+        labeled_by: dict[int, set[int]] = defaultdict(set)  # entry (by id) -> the pool products labeled with it
+        for n, item in enumerate(self.items):
             for handle in item.attributes:
                 for value in self.labels(item, handle):
                     words_ = key(value)
                     if words_:
                         entry = self.dictionary[item.category.id, handle].setdefault(words_, Entry())
-                        entry.labeled += 1
+                        if n not in labeled_by[id(entry)]:
+                            labeled_by[id(entry)].add(n)
+                            entry.labeled += 1
         # Each pool product's text is scanned once against its category's entries, indexed by their first word.
         by_category: dict[str, dict[str, list[tuple[tuple[str, ...], Entry]]]] = defaultdict(lambda: defaultdict(list))
         for (category, _), entries in self.dictionary.items():
             for words_, entry in entries.items():
                 by_category[category][words_[0]].append((words_, entry))
-        for item in self.items:
+        for n, item in enumerate(self.items):
             index = by_category.get(item.category.id)
             if not index:
                 continue
@@ -225,6 +229,7 @@ class PoolLexicon:
                         if id(entry) not in shown and tuple(norms[i : i + len(words_)]) == words_:
                             shown.add(id(entry))
                             entry.shown += 1
+                            entry.carried += n in labeled_by[id(entry)]
 
     # --- shapes -------------------------------------------------------------------------------------------------
 
@@ -268,10 +273,11 @@ class PoolLexicon:
         return self.dictionary.get((category_id, handle), {})
 
     def dictionary_precision(self, entry: Entry, own_labeled: bool, own_shown: bool) -> tuple[int, float]:
-        """(labeled products, precision) of an entry, without the product's own row."""
-        labeled = entry.labeled - own_labeled
+        """(labeled products, precision) of an entry, without the product's own row: the share of the products
+        showing it that are labeled with it (1.0 where no other product shows it)."""
         shown = entry.shown - own_shown
-        return labeled, (labeled / shown if shown > 0 else 1.0)
+        carried = entry.carried - (own_labeled and own_shown)
+        return entry.labeled - own_labeled, (carried / shown if shown > 0 else 1.0)
 
     # --- the rules ----------------------------------------------------------------------------------------------
 
