@@ -107,6 +107,10 @@ def test_apply_sets_confidences_and_min_confidence_holds_values_back() -> None:
     given.category.evidence = CategoryEvidence(source="given")
     calibration.apply(given)
     assert given.category.confidence is None  # the user's category: nothing tagger measured
+    judged = Evidence(attribute="brand", value="Acme", source="text", spans=[SPAN], decided="judge", score=0.62)
+    judged.confidence = 0.62
+    calibration.apply(_record(judged))
+    assert value_kind(judged) == "judge" and judged.confidence == 0.62  # fitted on the catalog's pool: it stands
     hold_below(record, 0.5)
     assert record.attributes == {"color": ["Navy"]}
     assert [e.value for e in record.evidence] == ["Navy"]

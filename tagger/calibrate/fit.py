@@ -79,7 +79,10 @@ def fit(observations: Iterable[Observation], fitted_on: Sequence[str] = ()) -> C
 
 def observations(samples: Sequence[ScoredSample]) -> list[Observation]:
     """Each scored sample's values (of attributes the gold scores) and its category, with their kinds and scores."""
-    found = [Observation(v["kind"], v["score"], v["correct"]) for s in samples for v in s.values]
+    # The pool's judge calibrates its own values on its catalog's pool: they are not refitted here.
+    found = [
+        Observation(v["kind"], v["score"], v["correct"]) for s in samples for v in s.values if v["kind"] != "judge"
+    ]
     # A given category is the user's (in an eval, the gold): nothing tagger measured, nothing to calibrate.
     found += [
         Observation(s.category_kind, s.category_score, s.category.exact)
