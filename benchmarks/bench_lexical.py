@@ -3,7 +3,8 @@
 Sets: the sample catalog (default taxonomy, no pool); WDC-PAVE and OA-Mine dev, each eval's seeded sample tagged
 with a pool of the other dev rows (no sampled product is in it; WDC-PAVE's dev rows are 1,066 distinct products,
 one cluster each) and with no pool; Flipkart dev on Shopify's taxonomy (its 4 closed
-attributes), with and without a pool. The category is the gold one, as in the attribute extraction evals.
+attributes), with and without a pool; and with the pool, the pool's judge deciding (its arm "judge"). The category is
+the gold one, as in the attribute extraction evals.
 
     python benchmarks/bench_lexical.py [--data-root DIR] [--sets smoke,wdc-pave,oa-mine,flipkart] [--limit N]
                                       [--out FILE]
@@ -20,13 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from tagger.evals.config import default_data_root, load_config
+from tagger.evals.conformance import Reference, read_reference
 from tagger.evals.dataset import LabeledProduct, load_labeled
 from tagger.evals.metrics import attribute_counts, precision_recall
 from tagger.evals.samples import ScoredSample, score
 from tagger.evidence import LexicalTagger, PoolLexicon, PoolSettings
-from tagger.records import Record
+from tagger.evidence.judge import PoolJudge
+from tagger.product import Product
+from tagger.records import Evidence, Record
 from tagger.retrieval.examples import PoolItem
-from tagger.taxonomy import Taxonomy, load_taxonomy
+from tagger.taxonomy import Category, Taxonomy, load_taxonomy
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {
@@ -57,13 +61,28 @@ def pool_of(rows: Sequence[LabeledProduct], taxonomy: Taxonomy, excluded: set[st
     ]
 
 
-def run(tagger: LexicalTagger, sample: Sequence[LabeledProduct], taxonomy: Taxonomy) -> dict[str, Any]:
+class JudgedTagger(LexicalTagger):
+    """String matching with the pool's judge deciding (tagger.evidence.judge), as the pipeline does with a pool, but
+    with no model loaded: the judge's arm beside the lexical one."""
+
+    def __init__(self, taxonomy: Taxonomy, lexicon: PoolLexicon) -> None:
+        super().__init__(taxonomy, lexicon)
+        self.judge = PoolJudge.fit(self.matcher)
+
+    def candidates(self, product: Product, category: Category) -> dict[str, list[Evidence]]:
+        found = self.matcher.candidates(product, category)
+        return found if self.judge is None else self.judge.judge(product, category, found)
+
+
+def run(
+    tagger: LexicalTagger, sample: Sequence[LabeledProduct], taxonomy: Taxonomy, reference: Reference
+) -> dict[str, Any]:
     scored = [s for s in sample if s.gold.category_id is not None]
     categories = [taxonomy.categories[s.gold.category_id] for s in scored if s.gold.category_id is not None]
     start = time.perf_counter()
     records: list[Record] = tagger.tag_batch([s.product for s in scored], categories)
     seconds = time.perf_counter() - start
-    samples = [score(r, s.gold, taxonomy, s.product) for r, s in zip(records, scored, strict=True)]
+    samples = [score(r, s.gold, taxonomy, s.product, reference) for r, s in zip(records, scored, strict=True)]
     return {
         "n": len(samples),
         "all": scores(samples),
@@ -77,7 +96,8 @@ def bench_set(name: str, data_root: Path, settings: PoolSettings, limit: int | N
     config = load_config(ROOT / CONFIGS[name])
     taxonomy = load_taxonomy(config.resolve(config.taxonomy, data_root) if config.taxonomy else None)
     sample = load_labeled(config, taxonomy, data_root, limit)
-    result: dict[str, Any] = {"no_pool": run(LexicalTagger(taxonomy), sample, taxonomy)}
+    reference = read_reference(config.resolve(config.taxonomy, data_root) if config.taxonomy else None)
+    result: dict[str, Any] = {"no_pool": run(LexicalTagger(taxonomy), sample, taxonomy, reference)}
     if name == "smoke":
         return result
     rows = load_labeled(config, taxonomy, data_root, sample=False)
@@ -86,8 +106,13 @@ def bench_set(name: str, data_root: Path, settings: PoolSettings, limit: int | N
     start = time.perf_counter()
     lexicon = PoolLexicon(taxonomy, pool, settings)
     built = time.perf_counter() - start
-    result["pool"] = run(LexicalTagger(taxonomy, lexicon), sample, taxonomy)
+    result["pool"] = run(LexicalTagger(taxonomy, lexicon), sample, taxonomy, reference)
     result["pool"].update(pool_size=len(pool), pool_build_s=round(built, 2))
+    start = time.perf_counter()
+    judged = JudgedTagger(taxonomy, lexicon)
+    fitted = time.perf_counter() - start
+    result["judge"] = run(judged, sample, taxonomy, reference)
+    result["judge"].update(judge_fit_s=round(fitted, 2), fitted=judged.judge is not None)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # the process's, so far
     return result
 

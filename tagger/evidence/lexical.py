@@ -44,10 +44,14 @@ class LexicalTagger:
         strategy = "lexical" + (f":pool={len(lexicon.items)}" if lexicon is not None else "")
         self.provenance = model_free_provenance(taxonomy, "lexical", "lexical", strategy, self.cleaner.config.hash)
 
+    def candidates(self, product: Product, category: Category) -> dict[str, list[Evidence]]:
+        """What is written from: the matcher's candidates (a benchmark's judged arm decides among them first)."""
+        return self.matcher.candidates(product, category)
+
     def tag(self, product: Product, category: Category) -> TagRecord:
         start = time.perf_counter()
         cleaned = self.cleaner.clean(product)
-        candidates = self.matcher.candidates(cleaned.product, category)
+        candidates = self.candidates(cleaned.product, category)
         multi = {a.handle: a.multi for a in self.taxonomy.attributes_for(category.id)}
         evidence = choose(candidates, multi)
         attributes: dict[str, list[str]] = {}
