@@ -29,7 +29,9 @@ class ValueRow:
     attribute: str
     value: str
     confidence: float | None = None
-    source: str = "unknown"  # text, pool, inferred; unknown when the record carries no evidence
+    # text, pool, inferred, with what found it and who decided ("text, segment, judge"); unknown when the record
+    # carries no evidence, reviewer for a value a reviewer added
+    source: str = "unknown"
     spans: list[str] = field(default_factory=list)
 
 
@@ -88,9 +90,18 @@ def value_rows(record: dict[str, Any], attributes: dict[str, list[str]]) -> list
             found = evidence.get((handle, value))
             row = ValueRow(handle, value)
             if found is not None:
-                row.confidence, row.source = found.get("confidence"), found.get("source", "unknown")
+                row.confidence, row.source = found.get("confidence"), _how(found)
                 row.spans = [s["text"] for s in found.get("spans") or []]
             elif value not in (record.get("attributes") or {}).get(handle, []):
                 row.source = "reviewer"
             rows.append(row)
     return rows
+
+
+def _how(evidence: dict[str, Any]) -> str:
+    """Where a value came from, what found it and who decided it, as a reviewer reads it: "text, name" or
+    "text, segment, judge"."""
+    parts = [evidence.get("source") or "unknown", evidence.get("matched")]
+    if evidence.get("decided") not in (None, "evidence"):
+        parts.append(evidence["decided"])
+    return ", ".join(str(p) for p in parts if p)

@@ -118,3 +118,24 @@ def test_only_loopback_listens_without_a_token() -> None:
 
     assert _loopback("127.0.0.1") and _loopback("::1") and _loopback("localhost") and _loopback("127.0.0.2")
     assert not _loopback("0.0.0.0") and not _loopback("192.168.1.5") and not _loopback("example.com")
+
+
+def test_a_value_row_says_what_found_it_and_who_decided() -> None:
+    from tagger.review.view import value_rows
+
+    span = {"field": "title", "start": 0, "end": 6, "text": "Zephyr"}
+    record = {
+        "attributes": {"brand": ["Zephyr"], "color": ["Navy"]},
+        "evidence": [
+            {"attribute": "brand", "value": "Zephyr", "source": "text", "matched": "segment", "decided": "judge",
+             "confidence": 0.71, "spans": [span]},
+            {"attribute": "color", "value": "Navy", "source": "text", "matched": "name", "decided": "evidence",
+             "spans": [span | {"text": "Navy"}]},
+        ],
+    }  # fmt: skip
+    rows = value_rows(record, {"brand": ["Zephyr"], "color": ["Navy"], "size": ["M"]})
+    assert [(r.value, r.source, r.confidence) for r in rows] == [
+        ("Zephyr", "text, segment, judge", 0.71),
+        ("Navy", "text, name", None),
+        ("M", "reviewer", None),
+    ]
