@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from itertools import islice
 from pathlib import Path
@@ -183,13 +184,16 @@ def main() -> None:
 
     model = args.model or str(embedded_hf_model())
     source = args.data_root / "flipkart" / "dev.jsonl"
-    source = source if source.is_file() else ROOT / "examples" / "catalog.jsonl"
+    if not source.is_file():
+        print(f"no {source}: the sample catalog", file=sys.stderr)
+        source = ROOT / "examples" / "catalog.jsonl"
     spec = TaggerSpec(backend=BackendSpec(name="vllm", model=model), narrowing=Narrowing(shortlist=10))
     tagger = build_tagger(spec, load_model=False)
     requests = category_requests(tagger, source, args.n)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     arms = {"tagger-actors": run_actors, "ray-data-llm": run_processor}
-    results: dict[str, Any] = {"n": len(requests), "batch_size": args.batch_size, "model": model, "arms": {}}
+    results: dict[str, Any] = {"source": str(source), "n": len(requests), "batch_size": args.batch_size}
+    results |= {"model": model, "arms": {}}
     paths: dict[str, dict[int, str | None]] = {}
     try:
         for repeat in range(args.repeats):
