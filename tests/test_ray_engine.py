@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 
 from tagger.cli import app
 from tagger.errors import TaggerError
+from tagger.product import ProductError
 from tests.conftest import SAMPLE_CATALOG
 
 # Read by Ray when it is imported: this process's Ray (`ray.init` below) listens on 127.0.0.1 only.
@@ -320,7 +321,7 @@ def test_catalogs_at_uris_read_as_local_files(tmp_path: Path, hostile: dict[str,
     pq.write_table(pa.table({"id": ["P1", "P2"], "title": ["Oak desk", "Desk lamp"]}), parquet)
 
     def shape(item: Any) -> Any:  # a product as it is; an error by its kind and message
-        return (item.kind, str(item)) if isinstance(item, Exception) else item
+        return (item.kind, str(item)) if isinstance(item, ProductError) else item
 
     for path in (hostile["source"], table, parquet):
         local = [(row, shape(item)) for row, item in read_rows(path)]

@@ -227,14 +227,18 @@ class _Connection:
     def connect(self) -> None:
         if self.ray.is_initialized():
             return
+        start = time.perf_counter()
         # A local Ray needs no dashboard (memory and a core for nothing); joining a cluster ignores the flag.
         self.ray.init(address=self.options.address, include_dashboard=False, log_to_driver=False)
         self.owned = True
+        log.info("ray started in %.1f s", time.perf_counter() - start)
 
     def close(self) -> None:
         if self.owned:
+            start = time.perf_counter()
             self.ray.shutdown()
             self.owned = False
+            log.info("ray stopped in %.1f s", time.perf_counter() - start)
 
 
 def _plan(run: BulkRun, source: str | Path, options: RunOptions, sink: _Sink, work: _Work, spool: _Spool) -> None:
@@ -279,8 +283,13 @@ def _generate(
         # Ray Data's actor pools default to max_restarts=-1 and max_task_retries=-1: a dead actor is restarted and
         # its batch retried (tests/test_ray_engine.py kills one).
     )
+    start, first = time.perf_counter(), True
     for block in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+        if first:  # the actors' start and model loads, and one batch: a cost per command, not per product
+            log.info("first records in %.1f s", time.perf_counter() - start)
+            first = False
         sink.write(_finished(run, block.to_pylist()))
+    log.info("generation done in %.1f s", time.perf_counter() - start)
 
 
 def _finished(run: BulkRun, rows: list[dict[str, Any]]) -> list[Record]:
