@@ -1,0 +1,258 @@
+"""The student where it is used: every arm on the same held-apart products, interleaved, scored by the eval protocol.
+
+    python benchmarks/bench_student.py distill --dataset oa-mine --catalog 120 [--epochs 2]
+    python benchmarks/bench_student.py compare --dataset oa-mine [--arms student-model,base-model-3-examples,...]
+
+Run after `bench_train.py split` and `bench_train.py train` (the split's pool.jsonl and test.jsonl, the student in
+student-p1/). `distill` takes the CATALOG products that follow the held-apart ones in the split's shuffled order
+(never trained on by the gold student, never tested on), strips their labels, and runs `tagger distill` on them with
+the embedded pipeline and the split's pool as few-shot examples as the stand-in teacher (its wall time and peak RSS
+are recorded); the distilled student is written to distilled/.
+
+`compare` builds every arm once, then tags the held-apart products in chunks, each chunk by every arm in a rotating
+order, so that the arms share the machine's state (a shared machine: only the ratios between arms mean anything).
+The category is the gold one (the eval protocol of attribute extraction); records are scored by the eval's own code
+(`tagger.evals.runner.run_pipeline` over the stored records). Arms:
+
+- `student-model`: the student, `--attributes model` (the call it was trained on), no examples.
+- `base-model-3-examples`: the embedded model, `--attributes model`, 3 examples retrieved from the pool.
+- `lexical`: string matching with the pool (the bar every eval shows).
+- `base-evidence`, `student-evidence`: the default pipeline (evidence from the text and the pool; the model only
+  chooses among rival candidates), with the embedded model or the student as the model.
+- `base-evidence-extract`, `student-evidence-extract`: the same, and the model copies a span for each attribute no
+  candidate was found for (`--extract`).
+- `teacher`: the distillation's teacher (the default pipeline with the pool as examples) and `distilled`: its
+  student, `--attributes model`; with both, the agreement of their values is reported.
+
+Figures go to benchmarks/results/train/DATASET/compare.json (per arm: attribute P/R/F1, macro F1, products/s, prompt
+tokens) and are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "train"
+CHUNK = 5
+ALL_ARMS = [
+    "student-model",
+    "base-model-3-examples",
+    "lexical",
+    "base-evidence",
+    "student-evidence",
+    "base-evidence-extract",
+    "student-evidence-extract",
+    "teacher",
+    "distilled",
+]
+
+
+def _folder(dataset: str) -> Path:
+    return RESULTS / dataset
+
+
+def _taxonomy_path(dataset: str) -> str:
+    return str(ROOT / "evals" / "taxonomies" / f"{dataset}.yaml")
+
+
+# --- distill ---------------------------------------------------------------------------------------------------------
+
+
+def distill(args: argparse.Namespace) -> None:
+    folder = _folder(args.dataset)
+    source = Path(args.data_root) / args.dataset / "dev.jsonl"
+    rows = [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    random.Random(0).shuffle(rows)  # bench_train.py split's order: pool, then test, then these
+    used = len((folder / "pool.jsonl").read_text().splitlines()) + len((folder / "test.jsonl").read_text().splitlines())
+    catalog = folder / "distill-catalog.jsonl"
+    with catalog.open("w", encoding="utf-8") as handle:
+        for line in rows[used : used + args.catalog]:
+            row = json.loads(line)  # the catalog as a shop has it: no labels
+            handle.write(json.dumps({"id": row["id"], "title": row["title"], "description": row["description"]}) + "\n")
+    out = folder / "distilled"
+    command = ["distill", str(catalog), "-o", str(out), "-t", _taxonomy_path(args.dataset),
+               "--teacher-examples", str(folder / "examples.jsonl"), "--epochs", str(args.epochs),
+               "--lr", str(args.lr), "--batch-size", "8", "--max-length", "512", "--gguf-type", "q8_0",
+               "--checkpoint-every", "2", "-q"]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "tagger", *command], capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if run.returncode != 0:
+        raise SystemExit(f"tagger distill failed ({run.returncode}):\n{run.stderr[-3000:]}")
+    facts = json.loads((out / "training.json").read_text())
+    figures = {
+        "catalog": args.catalog,
+        "teacher_line": [line for line in run.stderr.splitlines() if line.startswith("teacher:")],
+        "products_trained": facts["data"]["train"],
+        "validation": facts["data"]["validation"],
+        "skipped": len(facts["data"]["skipped"]),
+        "steps": facts["run"]["steps"],
+        "training_seconds": facts["run"]["seconds"],
+        "wall_seconds": round(seconds, 1),
+        "peak_rss_mib": max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) // 1024,
+        "best_validation_loss": facts["run"]["best_loss"],
+    }
+    (folder / "distill.json").write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+
+
+# --- compare ---------------------------------------------------------------------------------------------------------
+
+
+class _Stored:
+    """The records an arm produced, replayed for scoring by the eval's own code."""
+
+    def __init__(self, tagger: Any, records: dict[str, Any]) -> None:
+        self.provenance = tagger.provenance
+        self.cleaner = getattr(tagger, "cleaner", None)
+        self.records = records
+
+    def tag_batch(self, products: Sequence[Any], categories: Sequence[Any] | None = None) -> list[Any]:
+        return [self.records[p.id] for p in products]
+
+    def close(self) -> None:
+        pass  # the arm's own tagger is closed by compare
+
+
+def _arm(name: str, dataset: str, pool: Any, taxonomy: Any) -> Any:
+    from tagger.build import BackendSpec, Narrowing, TaggerSpec, build_tagger
+    from tagger.evidence import LexicalTagger
+
+    folder = _folder(dataset)
+    if name == "lexical":
+        return LexicalTagger(taxonomy, pool)
+    student = {"student": str(folder / "student-p1"), "distilled": str(folder / "distilled")}
+    kind = "student" if name.startswith("student") else "distilled" if name == "distilled" else None
+    backend = BackendSpec(name="llamacpp", model=student[kind] if kind else None)
+    evidence = "evidence" in name or name == "teacher"
+    shots = name in ("base-model-3-examples", "teacher")
+    spec = TaggerSpec(
+        taxonomy=_taxonomy_path(dataset),
+        backend=backend,
+        narrowing=Narrowing(shortlist=0, example_k=3),
+        attributes="evidence" if evidence else "model",
+        extract=name.endswith("-extract"),
+    )
+    # The pool feeds the evidence (its dictionary) and, for the examples arms, the prompt's few-shot examples.
+    return build_tagger(spec, taxonomy=taxonomy, pool=pool if (evidence or shots) else None)
+
+
+def compare(args: argparse.Namespace) -> None:
+    os.environ.setdefault("TAGGER_THREADS", "1")
+    from tagger.evals.config import load_config
+    from tagger.evals.dataset import load_labeled
+    from tagger.evals.runner import EvalOutcome, run_pipeline
+    from tagger.retrieval import read_pool
+    from tagger.taxonomy import load_taxonomy
+
+    folder = _folder(args.dataset)
+    config = _config(args.dataset, load_config)
+    data_root = Path(args.data_root)
+    taxonomy = load_taxonomy(config.taxonomy)
+    labeled = load_labeled(config, taxonomy, data_root, args.limit)
+    pool = read_pool(folder / "examples.jsonl", taxonomy)
+    names = args.arms.split(",") if args.arms else ALL_ARMS
+    arms = {name: _arm(name, args.dataset, pool, taxonomy) for name in names}
+    records: dict[str, dict[str, Any]] = {name: {} for name in names}
+    seconds = dict.fromkeys(names, 0.0)
+    for number, first in enumerate(range(0, len(labeled), CHUNK)):
+        chunk = labeled[first : first + CHUNK]
+        categories = [taxonomy.categories[e.gold.category_id] for e in chunk if e.gold.category_id]
+        order = names[number % len(names) :] + names[: number % len(names)]  # rotate: no arm always goes first
+        for name in order:
+            start = time.perf_counter()
+            done = arms[name].tag_batch([e.product for e in chunk], categories)
+            seconds[name] += time.perf_counter() - start
+            records[name].update({r.id: r for r in done})
+        print(f"{first + len(chunk)}/{len(labeled)} products", file=sys.stderr, flush=True)
+    outcome = EvalOutcome(config, data_root, taxonomy, labeled)
+    figures: dict[str, Any] = {"products": len(labeled), "chunk": CHUNK, "load_average": os.getloadavg(), "arms": {}}
+    for name in names:
+        run = run_pipeline(name, _Stored(arms[name], records[name]), outcome)
+        kept = {k: round(v, 4) for k, v in run.metrics.items() if isinstance(v, (int, float))}
+        kept["products_per_s"] = round(len(labeled) / seconds[name], 4)
+        kept["seconds"] = round(seconds[name], 1)
+        figures["arms"][name] = kept
+    if "teacher" in records and "distilled" in records:
+        figures["distilled_vs_teacher"] = agreement(records["teacher"], records["distilled"])
+    target = folder / (args.out or "compare.json")
+    target.write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+    for tagger in arms.values():
+        close = getattr(tagger, "close", None)
+        if close is not None:
+            close()
+
+
+def agreement(teacher: dict[str, Any], student: dict[str, Any]) -> dict[str, Any]:
+    """How many of the teacher's (attribute, value) pairs the student wrote, and how many of its own the teacher
+    wrote, over the same products (values compared case-insensitively, as the eval compares them with gold)."""
+
+    def pairs(record: Any) -> set[tuple[str, str]]:
+        values = getattr(record, "attributes", None) or {}
+        return {(k, v.strip().lower()) for k, vs in values.items() for v in vs}
+
+    both = told = wrote = 0
+    for pid, record in teacher.items():
+        mine, theirs = pairs(student.get(pid)), pairs(record)
+        both += len(mine & theirs)
+        told += len(theirs)
+        wrote += len(mine)
+    recall, precision = both / max(1, told), both / max(1, wrote)
+    f1 = 2 * precision * recall / max(1e-9, precision + recall)
+    return {
+        "teacher_values": told,
+        "student_values": wrote,
+        "shared": both,
+        "student_recall_of_teacher": round(recall, 4),
+        "student_precision_to_teacher": round(precision, 4),
+        "agreement_f1": round(f1, 4),
+    }
+
+
+def _config(dataset: str, load_config: Any) -> Any:
+    """The dataset's eval config, pointed at the held-apart products (every one, the category given)."""
+    import yaml
+
+    config: dict[str, Any] = yaml.safe_load((ROOT / "evals" / f"{dataset}.yaml").read_text())
+    config["name"] = f"{dataset}-student-compare"
+    config["dataset"]["path"] = str(_folder(dataset) / "test.jsonl")
+    config["taxonomy"] = _taxonomy_path(dataset)
+    config["sample"] = {"size": None, "seed": 0}
+    path = _folder(dataset) / "eval-compare.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return load_config(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    default_root = os.environ.get("TAGGER_DATA_ROOT") or str(ROOT.parent / "shared" / "data")
+    for name in ("distill", "compare"):
+        sub = commands.add_parser(name)
+        sub.add_argument("--dataset", default="oa-mine", choices=["oa-mine", "wdc-pave"])
+        sub.add_argument("--data-root", default=default_root)
+    commands.choices["distill"].add_argument("--catalog", type=int, default=120)
+    commands.choices["distill"].add_argument("--epochs", type=int, default=2)
+    commands.choices["distill"].add_argument("--lr", type=float, default=5e-4)
+    commands.choices["compare"].add_argument("--arms", default=None, help="comma-separated, of: " + ",".join(ALL_ARMS))
+    commands.choices["compare"].add_argument("--limit", type=int, default=None)
+    commands.choices["compare"].add_argument("--out", default=None)
+    args = parser.parse_args()
+    {"distill": distill, "compare": compare}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
