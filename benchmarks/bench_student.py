@@ -2,6 +2,7 @@
 
     python benchmarks/bench_student.py distill --dataset oa-mine --catalog 120 [--epochs 2]
     python benchmarks/bench_student.py compare --dataset oa-mine [--arms student-model,base-model-3-examples,...]
+    python benchmarks/bench_student.py agree   --dataset oa-mine [--teacher base-evidence --student distilled]
 
 Run after `bench_train.py split` and `bench_train.py train` (the split's pool.jsonl and test.jsonl, the student in
 student-p1/). `distill` takes the CATALOG products that follow the held-apart ones in the split's shuffled order
@@ -21,8 +22,9 @@ The category is the gold one (the eval protocol of attribute extraction); record
   chooses among rival candidates), with the embedded model or the student as the model.
 - `base-evidence-extract`, `student-evidence-extract`: the same, and the model copies a span for each attribute no
   candidate was found for (`--extract`).
-- `teacher`: the distillation's teacher (the default pipeline with the pool as examples) and `distilled`: its
-  student, `--attributes model`; with both, the agreement of their values is reported.
+- `distilled`: the student `distill` trained on the teacher's labels, `--attributes model`. The teacher on these
+  products is `base-evidence` (the default pipeline with the pool as examples, the category given); `agree` compares
+  the two arms' stored records (records-ARM.jsonl).
 
 Figures go to benchmarks/results/train/DATASET/compare.json (per arm: attribute P/R/F1, macro F1, products/s, prompt
 tokens) and are printed.
@@ -53,7 +55,6 @@ ALL_ARMS = [
     "student-evidence",
     "base-evidence-extract",
     "student-evidence-extract",
-    "teacher",
     "distilled",
 ]
 
@@ -84,7 +85,7 @@ def distill(args: argparse.Namespace) -> None:
     command = ["distill", str(catalog), "-o", str(out), "-t", _taxonomy_path(args.dataset),
                "--teacher-examples", str(folder / "examples.jsonl"), "--epochs", str(args.epochs),
                "--lr", str(args.lr), "--batch-size", "8", "--max-length", "512", "--gguf-type", "q8_0",
-               "--checkpoint-every", "2", "-q"]  # fmt: skip
+               "--checkpoint-every", "2", "--fresh", "-q"]  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
     run = subprocess.run([sys.executable, "-m", "tagger", *command], capture_output=True, text=True, check=False)
@@ -136,8 +137,8 @@ def _arm(name: str, dataset: str, pool: Any, taxonomy: Any) -> Any:
     student = {"student": str(folder / "student-p1"), "distilled": str(folder / "distilled")}
     kind = "student" if name.startswith("student") else "distilled" if name == "distilled" else None
     backend = BackendSpec(name="llamacpp", model=student[kind] if kind else None)
-    evidence = "evidence" in name or name == "teacher"
-    shots = name in ("base-model-3-examples", "teacher")
+    evidence = "evidence" in name
+    shots = name == "base-model-3-examples"
     spec = TaggerSpec(
         taxonomy=_taxonomy_path(dataset),
         backend=backend,
@@ -185,8 +186,9 @@ def compare(args: argparse.Namespace) -> None:
         kept["products_per_s"] = round(len(labeled) / seconds[name], 4)
         kept["seconds"] = round(seconds[name], 1)
         figures["arms"][name] = kept
-    if "teacher" in records and "distilled" in records:
-        figures["distilled_vs_teacher"] = agreement(records["teacher"], records["distilled"])
+    for name in names:  # kept for `agree`: arms measured in different runs are compared from these
+        with (folder / f"records-{name}.jsonl").open("w", encoding="utf-8") as handle:
+            handle.writelines(r.model_dump_json() + "\n" for r in records[name].values())
     target = folder / (args.out or "compare.json")
     target.write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
@@ -196,12 +198,26 @@ def compare(args: argparse.Namespace) -> None:
             close()
 
 
+def agree(args: argparse.Namespace) -> None:
+    """The distilled student's values against its teacher's on the held-apart products, from `compare`'s records
+    (the teacher's arm is the default pipeline with the pool: `base-evidence`, as `tagger distill` ran it)."""
+    folder = _folder(args.dataset)
+
+    def read(name: str) -> dict[str, Any]:
+        lines = (folder / f"records-{name}.jsonl").read_text(encoding="utf-8").splitlines()
+        return {row["id"]: row for row in map(json.loads, lines)}
+
+    figures = agreement(read(args.teacher), read(args.student))
+    (folder / "agreement.json").write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+
+
 def agreement(teacher: dict[str, Any], student: dict[str, Any]) -> dict[str, Any]:
     """How many of the teacher's (attribute, value) pairs the student wrote, and how many of its own the teacher
     wrote, over the same products (values compared case-insensitively, as the eval compares them with gold)."""
 
-    def pairs(record: Any) -> set[tuple[str, str]]:
-        values = getattr(record, "attributes", None) or {}
+    def pairs(record: dict[str, Any] | None) -> set[tuple[str, str]]:
+        values = (record or {}).get("attributes") or {}
         return {(k, v.strip().lower()) for k, vs in values.items() for v in vs}
 
     both = told = wrote = 0
@@ -240,7 +256,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     default_root = os.environ.get("TAGGER_DATA_ROOT") or str(ROOT.parent / "shared" / "data")
-    for name in ("distill", "compare"):
+    for name in ("distill", "compare", "agree"):
         sub = commands.add_parser(name)
         sub.add_argument("--dataset", default="oa-mine", choices=["oa-mine", "wdc-pave"])
         sub.add_argument("--data-root", default=default_root)
@@ -250,8 +266,10 @@ def main() -> None:
     commands.choices["compare"].add_argument("--arms", default=None, help="comma-separated, of: " + ",".join(ALL_ARMS))
     commands.choices["compare"].add_argument("--limit", type=int, default=None)
     commands.choices["compare"].add_argument("--out", default=None)
+    commands.choices["agree"].add_argument("--teacher", default="base-evidence")
+    commands.choices["agree"].add_argument("--student", default="distilled")
     args = parser.parse_args()
-    {"distill": distill, "compare": compare}[args.command](args)
+    {"distill": distill, "compare": compare, "agree": agree}[args.command](args)
 
 
 if __name__ == "__main__":
