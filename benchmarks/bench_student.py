@@ -186,9 +186,10 @@ def compare(args: argparse.Namespace) -> None:
         kept["products_per_s"] = round(len(labeled) / seconds[name], 4)
         kept["seconds"] = round(seconds[name], 1)
         figures["arms"][name] = kept
-    for name in names:  # kept for `agree`: arms measured in different runs are compared from these
+    for name in names if args.limit is None else []:  # kept for `agree`: arms of different runs compare from these
         with (folder / f"records-{name}.jsonl").open("w", encoding="utf-8") as handle:
             handle.writelines(r.model_dump_json() + "\n" for r in records[name].values())
+    _to_cards(args.dataset, figures)
     target = folder / (args.out or "compare.json")
     target.write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
@@ -196,6 +197,39 @@ def compare(args: argparse.Namespace) -> None:
         close = getattr(tagger, "close", None)
         if close is not None:
             close()
+
+
+MODES = {
+    "model": "`--attributes model`, no examples",
+    "evidence": "default pipeline (evidence from the text and the pool; the model chooses among rivals)",
+    "evidence-extract": "default pipeline with `--extract`",
+}
+
+
+def _to_cards(dataset: str, figures: dict[str, Any]) -> None:
+    """Each student arm's figures, beside the baselines of the same run, into its student's model card."""
+    from tagger.train.card import add_evals
+
+    arms = figures["arms"]
+
+    def f1(name: str) -> str:
+        return f"{arms[name]['attribute_f1']:.3f}" if name in arms else "not in this run"
+
+    for name, found in arms.items():
+        student, _, mode = name.partition("-")
+        if student not in ("student", "distilled"):
+            continue
+        folder = _folder(dataset) / ("student-p1" if student == "student" else "distilled")
+        line = (
+            f"{dataset}, {figures['products']} held-apart products, category given, {MODES.get(mode or 'model')}:"
+            f" attribute P / R / F1 {found['attribute_precision']:.3f} / {found['attribute_recall']:.3f} /"
+            f" {found['attribute_f1']:.3f}, {found['products_per_s']:.3f} products/s; same run: lexical baseline F1"
+            f" {f1('lexical')}, base model with 3 examples F1 {f1('base-model-3-examples')}, base model in the same"
+            f" mode F1 {f1('base-' + mode if mode.startswith('evidence') else 'base-model-3-examples')}"
+            " (benchmarks/bench_student.py; a shared 2-core"
+            " machine)"
+        )
+        add_evals(folder, [line])
 
 
 def agree(args: argparse.Namespace) -> None:
