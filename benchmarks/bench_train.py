@@ -90,12 +90,13 @@ def train(args: argparse.Namespace) -> None:
         pool = folder / f"pool-{args.n}.jsonl"
         pool.write_text("\n".join(rows) + "\n", encoding="utf-8")
     command = ["train", str(pool), "-o", str(out), "-t", taxonomy, "--epochs", str(args.epochs),
-               "--validation", str(args.validation), "--checkpoint-every", "2", "--fresh",
+               "--validation", str(args.validation), "--checkpoint-every", "2",
+               *(["--max-steps", str(args.stop_at)] if args.stop_at else ["--fresh"]),
                *(["--lr", str(args.lr)] if args.lr else []),
                *(["--eval-every", str(args.eval_every)] if args.eval_every else []),
                "--batch-size", "8", "--processes", str(args.processes), "--gguf-type", args.gguf_type,
                "--max-length", "512", "-q"]  # fmt: skip
-    seconds, rss, _ = _tagger(*command)
+    seconds, rss, _ = _tagger(*command)  # with --stop-at: the export's only (the training's is in training.json)
     facts = json.loads((out / "training.json").read_text())
     figures = {
         "products_trained": facts["data"]["train"],
@@ -236,6 +237,8 @@ def main() -> None:
     commands.choices["train"].add_argument("--lr", type=float, default=None)
     commands.choices["train"].add_argument("--validation", type=float, default=0.1)
     commands.choices["train"].add_argument("--eval-every", type=int, default=None)
+    stop = "export the killed run of the same settings where its checkpoint is (its step), without training further"
+    commands.choices["train"].add_argument("--stop-at", type=int, default=None, help=stop)
     commands.choices["quality"].add_argument("--arm", choices=["student", "base-3-examples"], default=None)
     commands.choices["cost"].add_argument("--n", type=int, default=16)
     commands.choices["cost"].add_argument("--steps", type=int, default=3)
