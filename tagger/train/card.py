@@ -50,8 +50,8 @@ def card_text(facts: dict[str, Any]) -> str:
         f"- processes: {run['processes']}; threads each: {run['threads']}",
         "",
         "## Figures",
-        f"- optimizer steps: {run['steps']} of {run['planned_steps']}"
-        f"{' (stopped early)' if run['stopped_early'] else ''}; training time {run['seconds']:.0f} s",
+        f"- optimizer steps: {run['steps']} of {run['planned_steps']}{_stopped(run, settings)};"
+        f" training time {run['seconds']:.0f} s",
         f"- validation loss (mean per answer token): first {losses[0]['validation_loss']:.4f},"
         f" best {run['best_loss']:.4f} at step {run['best_step']} (the weights kept)"
         if losses
@@ -66,6 +66,15 @@ def card_text(facts: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _stopped(run: dict[str, Any], settings: dict[str, Any]) -> str:
+    if run["stopped_early"]:
+        return " (stopped early: validation loss no longer improving)"
+    epochs = run.get("epoch_steps")
+    if epochs is not None and run["steps"] < epochs:
+        return f" (--max-steps; {settings['epochs']} epoch(s) would take {epochs})"
+    return ""
 
 
 def out_name(facts: dict[str, Any]) -> str:

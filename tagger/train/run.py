@@ -135,6 +135,7 @@ def train_student(
             "threads": threads(),
             "steps": state.step,
             "planned_steps": trainer.total_steps,
+            "epoch_steps": trainer.steps_per_epoch * settings.epochs,  # what the epochs alone would take
             "stopped_early": state.stopped_early,
             "best_loss": state.best_loss,
             "best_step": state.best_step,
