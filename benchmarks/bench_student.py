@@ -2,6 +2,7 @@
 
     python benchmarks/bench_student.py distill --dataset oa-mine --catalog 120 [--epochs 2]
     python benchmarks/bench_student.py compare --dataset oa-mine [--arms student-model,base-model-3-examples,...]
+    python benchmarks/bench_student.py teacher --dataset oa-mine
     python benchmarks/bench_student.py agree   --dataset oa-mine [--teacher base-evidence --student distilled]
 
 Run after `bench_train.py split` and `bench_train.py train` (the split's pool.jsonl and test.jsonl, the student in
@@ -272,16 +273,55 @@ def agreement(teacher: dict[str, Any], student: dict[str, Any]) -> dict[str, Any
     }
 
 
-def _config(dataset: str, load_config: Any) -> Any:
-    """The dataset's eval config, pointed at the held-apart products (every one, the category given)."""
+def teacher(args: argparse.Namespace) -> None:
+    """The teacher's labels on the distillation catalog against the catalog's gold (the dev set's labels, which the
+    teacher never saw), scored by the eval's code: how good the labels the student learns from are."""
+    from tagger.evals.config import load_config
+    from tagger.evals.dataset import load_labeled
+    from tagger.evals.runner import EvalOutcome, run_pipeline
+    from tagger.records import ErrorRecord, TagRecord
+    from tagger.taxonomy import load_taxonomy
+
+    folder = _folder(args.dataset)
+    wanted = {json.loads(line)["id"] for line in (folder / "distill-catalog.jsonl").read_text().splitlines()}
+    source = Path(args.data_root) / args.dataset / "dev.jsonl"
+    gold = [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = folder / "distill-gold.jsonl"
+    rows.write_text("".join(line + "\n" for line in gold if json.loads(line)["id"] in wanted), encoding="utf-8")
+    config = _config(args.dataset, load_config, rows, given=False)
+    taxonomy = load_taxonomy(config.taxonomy)
+    labeled = load_labeled(config, taxonomy, Path(args.data_root))
+    records: dict[str, Any] = {}
+    for line in (folder / "distilled" / "teacher.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        records[row["id"]] = (TagRecord if "category" in row else ErrorRecord).model_validate(row)
+
+    class Teacher:
+        provenance = next(r for r in records.values() if isinstance(r, TagRecord)).provenance
+        cleaner = None
+
+    run = run_pipeline(
+        "teacher", _Stored(Teacher(), records), EvalOutcome(config, Path(args.data_root), taxonomy, labeled)
+    )
+    keep = ("attribute_precision", "attribute_recall", "attribute_f1", "attribute_macro_f1", "category_exact")
+    figures = {"products": len(labeled), **{k: round(v, 4) for k, v in run.metrics.items() if k in keep and v}}
+    (folder / "teacher.json").write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+
+
+def _config(dataset: str, load_config: Any, rows: Path | None = None, given: bool = True) -> Any:
+    """The dataset's eval config, pointed at the held-apart products (every one, the category given) or `rows`."""
     import yaml
 
     config: dict[str, Any] = yaml.safe_load((ROOT / "evals" / f"{dataset}.yaml").read_text())
     config["name"] = f"{dataset}-student-compare"
-    config["dataset"]["path"] = str(_folder(dataset) / "test.jsonl")
+    config["dataset"]["path"] = str(rows or _folder(dataset) / "test.jsonl")
+    config["given_category"] = given
+    if not given:
+        config["metrics"] = ["category_exact", *config["metrics"]]
     config["taxonomy"] = _taxonomy_path(dataset)
     config["sample"] = {"size": None, "seed": 0}
-    path = _folder(dataset) / "eval-compare.yaml"
+    path = _folder(dataset) / ("eval-compare.yaml" if rows is None else "eval-teacher.yaml")
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return load_config(path)
 
@@ -290,7 +330,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     default_root = os.environ.get("TAGGER_DATA_ROOT") or str(ROOT.parent / "shared" / "data")
-    for name in ("distill", "compare", "agree"):
+    for name in ("distill", "compare", "agree", "teacher"):
         sub = commands.add_parser(name)
         sub.add_argument("--dataset", default="oa-mine", choices=["oa-mine", "wdc-pave"])
         sub.add_argument("--data-root", default=default_root)
@@ -303,7 +343,7 @@ def main() -> None:
     commands.choices["agree"].add_argument("--teacher", default="base-evidence")
     commands.choices["agree"].add_argument("--student", default="distilled")
     args = parser.parse_args()
-    {"distill": distill, "compare": compare, "agree": agree}[args.command](args)
+    {"distill": distill, "compare": compare, "agree": agree, "teacher": teacher}[args.command](args)
 
 
 if __name__ == "__main__":
