@@ -164,6 +164,8 @@ def compare(args: argparse.Namespace) -> None:
     data_root = Path(args.data_root)
     taxonomy = load_taxonomy(config.taxonomy)
     labeled = load_labeled(config, taxonomy, data_root, args.limit)
+    shard, shards = (int(n) for n in args.shard.split("/")) if args.shard else (0, 1)
+    labeled = labeled[shard::shards]  # shards run side by side on a busy machine; `merge` scores them together
     pool = read_pool(folder / "examples.jsonl", taxonomy)
     names = args.arms.split(",") if args.arms else ALL_ARMS
     arms = {name: _arm(name, args.dataset, pool, taxonomy) for name in names}
@@ -187,9 +189,13 @@ def compare(args: argparse.Namespace) -> None:
         kept["products_per_s"] = round(len(labeled) / seconds[name], 4)
         kept["seconds"] = round(seconds[name], 1)
         figures["arms"][name] = kept
-    for name in names if args.limit is None else []:  # kept for `agree`: arms of different runs compare from these
-        with (folder / f"records-{name}.jsonl").open("w", encoding="utf-8") as handle:
+    tail = f".{shard}of{shards}" if shards > 1 else ""
+    for name in names if args.limit is None else []:  # kept for `agree` and `merge`
+        with (folder / f"records-{name}{tail}.jsonl").open("w", encoding="utf-8") as handle:
             handle.writelines(r.model_dump_json() + "\n" for r in records[name].values())
+    if shards > 1:
+        (folder / f"seconds{tail}.json").write_text(json.dumps(seconds))
+        return
     _to_cards(args.dataset, figures)
     target = folder / (args.out or "compare.json")
     target.write_text(json.dumps(figures, indent=2))
@@ -205,6 +211,51 @@ MODES = {
     "evidence": "default pipeline (evidence from the text and the pool; the model chooses among rivals)",
     "evidence-extract": "default pipeline with `--extract`",
 }
+
+
+def merge(args: argparse.Namespace) -> None:
+    """The shards of a `compare --shard I/N` run scored together, as one run on every held-apart product; an arm's
+    products/s is its products over its seconds summed over the shards (which ran side by side)."""
+    from tagger.clean import Cleaner
+    from tagger.evals.config import load_config
+    from tagger.evals.dataset import load_labeled
+    from tagger.evals.runner import EvalOutcome, run_pipeline
+    from tagger.records import ErrorRecord, TagRecord
+    from tagger.taxonomy import load_taxonomy
+
+    folder = _folder(args.dataset)
+    config = _config(args.dataset, load_config)
+    data_root = Path(args.data_root)
+    taxonomy = load_taxonomy(config.taxonomy)
+    outcome = EvalOutcome(config, data_root, taxonomy, load_labeled(config, taxonomy, data_root))
+    names = args.arms.split(",")
+    seconds = dict.fromkeys(names, 0.0)
+    for part in folder.glob(f"seconds.*of{args.shards}.json"):
+        for name, value in json.loads(part.read_text()).items():
+            seconds[name] = seconds.get(name, 0.0) + value
+    figures: dict[str, Any] = {"products": len(outcome.labeled), "shards": args.shards, "arms": {}}
+    for name in names:
+        records: dict[str, Any] = {}
+        for part in folder.glob(f"records-{name}.*of{args.shards}.jsonl"):
+            for line in part.read_text(encoding="utf-8").splitlines():
+                row = json.loads(line)
+                records[row["id"]] = (TagRecord if "category" in row else ErrorRecord).model_validate(row)
+        tagged = [r for r in records.values() if isinstance(r, TagRecord)]
+
+        class Replayed:
+            provenance = tagged[0].provenance
+            cleaner = Cleaner()  # every arm cleans with the default settings
+
+        run = run_pipeline(name, _Stored(Replayed(), records), outcome)
+        kept: dict[str, float | None] = {k: round(v, 4) for k, v in run.metrics.items() if isinstance(v, (int, float))}
+        kept["products_per_s"] = round(len(outcome.labeled) / seconds[name], 4) if seconds[name] else None
+        kept["seconds"] = round(seconds[name], 1)
+        figures["arms"][name] = kept
+        with (folder / f"records-{name}.jsonl").open("w", encoding="utf-8") as handle:
+            handle.writelines(r.model_dump_json() + "\n" for r in records.values())
+    _to_cards(args.dataset, figures)
+    (folder / (args.out or "compare.json")).write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
 
 
 def _to_cards(dataset: str, figures: dict[str, Any]) -> None:
@@ -330,7 +381,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     default_root = os.environ.get("TAGGER_DATA_ROOT") or str(ROOT.parent / "shared" / "data")
-    for name in ("distill", "compare", "agree", "teacher"):
+    for name in ("distill", "compare", "merge", "agree", "teacher"):
         sub = commands.add_parser(name)
         sub.add_argument("--dataset", default="oa-mine", choices=["oa-mine", "wdc-pave"])
         sub.add_argument("--data-root", default=default_root)
@@ -340,10 +391,14 @@ def main() -> None:
     commands.choices["compare"].add_argument("--arms", default=None, help="comma-separated, of: " + ",".join(ALL_ARMS))
     commands.choices["compare"].add_argument("--limit", type=int, default=None)
     commands.choices["compare"].add_argument("--out", default=None)
+    commands.choices["compare"].add_argument("--shard", default=None, help="I/N: every Nth product from the Ith")
+    commands.choices["merge"].add_argument("--arms", required=True)
+    commands.choices["merge"].add_argument("--shards", type=int, required=True)
+    commands.choices["merge"].add_argument("--out", default=None)
     commands.choices["agree"].add_argument("--teacher", default="base-evidence")
     commands.choices["agree"].add_argument("--student", default="distilled")
     args = parser.parse_args()
-    {"distill": distill, "compare": compare, "agree": agree, "teacher": teacher}[args.command](args)
+    {"distill": distill, "compare": compare, "merge": merge, "agree": agree, "teacher": teacher}[args.command](args)
 
 
 if __name__ == "__main__":
