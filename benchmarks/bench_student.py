@@ -181,6 +181,8 @@ def compare(args: argparse.Namespace) -> None:
             seconds[name] += time.perf_counter() - start
             records[name].update({r.id: r for r in done})
         print(f"{first + len(chunk)}/{len(labeled)} products", file=sys.stderr, flush=True)
+        if shards > 1:  # each chunk kept as it ends: `merge` scores what a stopped shard had done
+            _keep(folder, f".{shard}of{shards}", records, seconds)
     outcome = EvalOutcome(config, data_root, taxonomy, labeled)
     figures: dict[str, Any] = {"products": len(labeled), "chunk": CHUNK, "load_average": os.getloadavg(), "arms": {}}
     for name in names:
@@ -189,13 +191,10 @@ def compare(args: argparse.Namespace) -> None:
         kept["products_per_s"] = round(len(labeled) / seconds[name], 4)
         kept["seconds"] = round(seconds[name], 1)
         figures["arms"][name] = kept
-    tail = f".{shard}of{shards}" if shards > 1 else ""
-    for name in names if args.limit is None else []:  # kept for `agree` and `merge`
-        with (folder / f"records-{name}{tail}.jsonl").open("w", encoding="utf-8") as handle:
-            handle.writelines(r.model_dump_json() + "\n" for r in records[name].values())
     if shards > 1:
-        (folder / f"seconds{tail}.json").write_text(json.dumps(seconds))
         return
+    if args.limit is None:
+        _keep(folder, "", records, seconds)  # for `agree`
     _to_cards(args.dataset, figures)
     target = folder / (args.out or "compare.json")
     target.write_text(json.dumps(figures, indent=2))
@@ -213,6 +212,13 @@ MODES = {
 }
 
 
+def _keep(folder: Path, tail: str, records: dict[str, dict[str, Any]], seconds: dict[str, float]) -> None:
+    for name, kept in records.items():
+        with (folder / f"records-{name}{tail}.jsonl").open("w", encoding="utf-8") as handle:
+            handle.writelines(r.model_dump_json() + "\n" for r in kept.values())
+    (folder / f"seconds{tail}.json").write_text(json.dumps(seconds))
+
+
 def merge(args: argparse.Namespace) -> None:
     """The shards of a `compare --shard I/N` run scored together, as one run on every held-apart product; an arm's
     products/s is its products over its seconds summed over the shards (which ran side by side)."""
@@ -227,19 +233,26 @@ def merge(args: argparse.Namespace) -> None:
     config = _config(args.dataset, load_config)
     data_root = Path(args.data_root)
     taxonomy = load_taxonomy(config.taxonomy)
-    outcome = EvalOutcome(config, data_root, taxonomy, load_labeled(config, taxonomy, data_root))
+    labeled = load_labeled(config, taxonomy, data_root)
     names = args.arms.split(",")
     seconds = dict.fromkeys(names, 0.0)
     for part in folder.glob(f"seconds.*of{args.shards}.json"):
         for name, value in json.loads(part.read_text()).items():
             seconds[name] = seconds.get(name, 0.0) + value
-    figures: dict[str, Any] = {"products": len(outcome.labeled), "shards": args.shards, "arms": {}}
+    every: dict[str, dict[str, Any]] = {}
     for name in names:
         records: dict[str, Any] = {}
         for part in folder.glob(f"records-{name}.*of{args.shards}.jsonl"):
             for line in part.read_text(encoding="utf-8").splitlines():
                 row = json.loads(line)
                 records[row["id"]] = (TagRecord if "category" in row else ErrorRecord).model_validate(row)
+        every[name] = records
+    # Shards keep whole chunks (every arm's), so a stopped shard leaves products every arm tagged: those are scored.
+    done = set.intersection(*(set(r) for r in every.values()))
+    outcome = EvalOutcome(config, data_root, taxonomy, [e for e in labeled if e.product.id in done])
+    figures: dict[str, Any] = {"products": len(outcome.labeled), "shards": args.shards, "arms": {}}
+    for name in names:
+        records = {pid: r for pid, r in every[name].items() if pid in done}
         tagged = [r for r in records.values() if isinstance(r, TagRecord)]
 
         class Replayed:
