@@ -4,20 +4,22 @@ baseline on a held-apart split of a dev set.
     python benchmarks/bench_train.py split   --dataset oa-mine --train 160 --test 40 [--data-root ../shared/data]
     python benchmarks/bench_train.py train   --dataset oa-mine [--epochs 2] [--processes 1]
     python benchmarks/bench_train.py quality --dataset oa-mine
-    python benchmarks/bench_train.py cost    --dataset oa-mine --n 16 [--steps 2]
+    python benchmarks/bench_train.py cost    --dataset oa-mine --n 16 [--steps 3] [--rounds 1]
 
 `split` shuffles the dev set (seed 0) and writes its first TRAIN products as a training pool and the next TEST as the
 held-apart eval set (never trained on, never an example) under benchmarks/results/train/DATASET/. `train` trains the
 student on the pool with `tagger train` (its wall time and the child's peak RSS are recorded). `quality` runs
 `tagger eval` on the held-apart set three ways on the same products: the student with no examples, the base model
 with 3 examples retrieved from the training pool (both `--attributes model`, the call the student learned), and the
-lexical baseline that every eval runs beside. `cost` times one process against two data-parallel processes on the
-same steps, interleaved. Every figure is written to benchmarks/results/train/DATASET/*.json.
+lexical baseline that every eval runs beside. `cost` times one process (one thread, then two) against two
+data-parallel processes (one thread each) on the same steps, interleaved. Every figure is written to
+benchmarks/results/train/DATASET/*.json. `bench_student.py` compares the student with the other arms interleaved.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -88,11 +90,13 @@ def train(args: argparse.Namespace) -> None:
         pool = folder / f"pool-{args.n}.jsonl"
         pool.write_text("\n".join(rows) + "\n", encoding="utf-8")
     command = ["train", str(pool), "-o", str(out), "-t", taxonomy, "--epochs", str(args.epochs),
-               "--validation", str(args.validation), "--checkpoint-every", "2", "--fresh",
+               "--validation", str(args.validation), "--checkpoint-every", "2",
+               *(["--max-steps", str(args.stop_at)] if args.stop_at else ["--fresh"]),
                *(["--lr", str(args.lr)] if args.lr else []),
+               *(["--eval-every", str(args.eval_every)] if args.eval_every else []),
                "--batch-size", "8", "--processes", str(args.processes), "--gguf-type", args.gguf_type,
                "--max-length", "512", "-q"]  # fmt: skip
-    seconds, rss, _ = _tagger(*command)
+    seconds, rss, _ = _tagger(*command)  # with --stop-at: the export's only (the training's is in training.json)
     facts = json.loads((out / "training.json").read_text())
     figures = {
         "products_trained": facts["data"]["train"],
@@ -151,32 +155,66 @@ def quality(args: argparse.Namespace) -> None:
     print(json.dumps(figures, indent=2)[:6000])
 
 
+# The layouts `cost` compares: (name, processes, threads in all; each process gets threads / processes).
+LAYOUTS = [("1-process-1-thread", 1, 1), ("1-process-2-threads", 1, 2), ("2-processes-1-thread-each", 2, 2)]
+
+
+def _tree_peak(command: list[str], env: dict[str, str]) -> tuple[int, int]:
+    """Run a child; its exit status and the peak of the summed RSS of it and its descendants (MiB), sampled every
+    0.2 s: two data-parallel workers hold two models, which one process's own peak would not show."""
+    import tempfile
+
+    import psutil
+
+    with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: a full pipe would stall the child
+        child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors, text=True)
+        parent = psutil.Process(child.pid)
+        peak = 0
+        while child.poll() is None:
+            total = 0
+            for process in [parent, *parent.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):  # ended between the listing and the reading
+                    total += process.memory_info().rss
+            peak = max(peak, total)
+            time.sleep(0.2)
+        if child.returncode != 0:
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{errors.read()[-3000:]}")
+    return child.returncode, peak // (1 << 20)
+
+
 def cost(args: argparse.Namespace) -> None:
-    """One process against two on the same steps (the same global batch), interleaved: one, two, one, two."""
+    """The same steps (the same global batch) with one process on one thread, one process on two threads, and two
+    data-parallel processes on one thread each (gloo), interleaved round by round. Seconds per step are the training
+    loop's own (the checkpoint's state: no model loading); peak RSS is the whole process tree's."""
     folder = _folder(args.dataset)
     rows = (folder / "pool.jsonl").read_text().splitlines()[: args.n]
     pool = folder / f"cost-pool-{args.n}.jsonl"
     pool.write_text("\n".join(rows) + "\n")
     taxonomy = str(ROOT / "evals" / "taxonomies" / f"{args.dataset}.yaml")
-    timings: dict[str, list[float]] = {"1": [], "2": []}
-    rss: dict[str, int] = {}
+    timings: dict[str, list[float]] = {name: [] for name, _, _ in LAYOUTS}
+    peaks: dict[str, list[int]] = {name: [] for name, _, _ in LAYOUTS}
     for round_ in range(args.rounds):
-        for processes in ("1", "2"):
-            out = folder / f"cost-{processes}-{round_}"
-            command = ["train", str(pool), "-o", str(out), "-t", taxonomy, "--max-steps", str(args.steps),
-                       "--batch-size", "8", "--validation", "0", "--processes", processes, "--no-export", "--fresh",
-                       "-q"]  # fmt: skip
-            _tagger(*command)
+        for name, processes, threads in LAYOUTS:
+            out = folder / f"cost-{name}-{round_}"
+            command = [sys.executable, "-m", "tagger", "train", str(pool), "-o", str(out), "-t", taxonomy,
+                       "--max-steps", str(args.steps), "--batch-size", "8", "--validation", "0", "--max-length", "512",
+                       "--processes", str(processes), "--no-export", "--fresh", "-q"]  # fmt: skip
+            _, peak = _tree_peak(command, {**os.environ, "TAGGER_THREADS": str(threads)})
             state = json.loads((out / "checkpoint" / "state.json").read_text())
-            timings[processes].append(state["seconds"] / state["step"])
-            rss[processes] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+            timings[name].append(state["seconds"] / state["step"])
+            peaks[name].append(peak)
+            print(f"round {round_}: {name}: {timings[name][-1]:.1f} s/step, peak {peak} MiB", file=sys.stderr)
+    mean = {name: sum(v) / len(v) for name, v in timings.items()}
     figures = {
         "products": args.n,
         "steps": args.steps,
         "batch_size": 8,
-        "threads_total": int(os.environ.get("TAGGER_THREADS") or 0) or os.cpu_count(),
+        "rounds": args.rounds,
+        "load_average_after": os.getloadavg(),
         "seconds_per_step": {k: [round(v, 2) for v in vs] for k, vs in timings.items()},
-        "two_over_one": round(sum(timings["2"]) / max(1e-9, sum(timings["1"])), 3),
+        "peak_rss_mib": peaks,
+        "relative_to_1_process_1_thread": {k: round(v / mean[LAYOUTS[0][0]], 3) for k, v in mean.items()},
     }
     (folder / "cost.json").write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
@@ -198,9 +236,12 @@ def main() -> None:
     commands.choices["train"].add_argument("--n", type=int, default=None)
     commands.choices["train"].add_argument("--lr", type=float, default=None)
     commands.choices["train"].add_argument("--validation", type=float, default=0.1)
+    commands.choices["train"].add_argument("--eval-every", type=int, default=None)
+    stop = "export the killed run of the same settings where its checkpoint is (its step), without training further"
+    commands.choices["train"].add_argument("--stop-at", type=int, default=None, help=stop)
     commands.choices["quality"].add_argument("--arm", choices=["student", "base-3-examples"], default=None)
     commands.choices["cost"].add_argument("--n", type=int, default=16)
-    commands.choices["cost"].add_argument("--steps", type=int, default=2)
+    commands.choices["cost"].add_argument("--steps", type=int, default=3)
     commands.choices["cost"].add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     {"split": split, "train": train, "quality": quality, "cost": cost}[args.command](args)

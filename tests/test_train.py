@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,6 +177,26 @@ def test_bad_pool_rows_are_reported_and_skipped(tmp_path: Path) -> None:
     assert reported[None] == "not JSON (Expecting value)"
     assert json.loads(pairs[0].answer)["color"] == ["Navy"]  # compact JSON, as the constraint writes it
     assert pairs[0].answer.startswith("{") and ", " not in pairs[0].answer
+
+
+def test_a_killed_run_is_exported_where_its_checkpoint_is_and_no_other_run_is(tmp_path: Path) -> None:
+    """`--max-steps` at the checkpoint's step claims the killed run's folder (nothing left to train); any other
+    change, or a limit the checkpoint has not reached, is another run and is refused."""
+    from tagger.errors import TaggerError
+    from tagger.train.loop import Settings
+    from tagger.train.run import _claim
+
+    def run(**settings: Any) -> dict[str, Any]:
+        return {"data": "sha", "settings": Settings(epochs=1, **settings).model_dump(), "spec": "{}", "base": "b"}
+
+    _claim(tmp_path, run(), fresh=False)
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "state.json").write_text(json.dumps({"step": 4}))
+    for other in (run(max_steps=3), run(max_steps=5), run(max_steps=4, learning_rate=1e-3)):
+        with pytest.raises(TaggerError, match="another run"):
+            _claim(tmp_path, other, fresh=False)
+    _claim(tmp_path, run(max_steps=4), fresh=False)
+    assert (tmp_path / "checkpoint" / "state.json").is_file()  # kept: the export reads its weights
 
 
 def test_two_processes_take_the_same_steps_as_one(tmp_path: Path) -> None:

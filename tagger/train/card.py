@@ -16,6 +16,15 @@ def write_card(out: Path, facts: dict[str, Any]) -> None:
     (out / CARD).write_text(card_text(facts), encoding="utf-8")
 
 
+def add_evals(out: Path, lines: list[str]) -> None:
+    """Record eval figures measured on the student (held-apart products, never trained on) in training.json and
+    rewrite MODEL_CARD.md with them; a line already there is not added twice."""
+    facts = json.loads((out / TRAINING_JSON).read_text(encoding="utf-8"))
+    known = facts.setdefault("evals", [])
+    known += [line for line in lines if line not in known]
+    write_card(out, facts)
+
+
 def card_text(facts: dict[str, Any]) -> str:
     data, run, settings = facts["data"], facts["run"], facts["settings"]
     losses = [h for h in run["history"] if "validation_loss" in h]
@@ -26,7 +35,9 @@ def card_text(facts: dict[str, Any]) -> str:
         f"by `tagger train` {facts['tagger_version']}: {'every weight' if settings['full'] else 'LoRA, merged'}.",
         "It answers tagger's attribute call (`--attributes model`, the category given) with no examples in the prompt,",
         f"for the taxonomy {facts['taxonomy']['name']!r} version {facts['taxonomy']['version']} and the template"
-        f" {facts['template']['name']!r} ({facts['template']['hash']}).",
+        f" {facts['template']['name']!r} ({facts['template']['hash']}). In the default pipeline (evidence) it is asked",
+        "only what the evidence leaves open: a choice among rival candidates, and with `--extract` a span for each",
+        "attribute nothing was found for; those calls are not the one it was trained on.",
         "",
         "## Data",
         f"- pool: `{data['path']}` (sha256 {data['sha256']})",
@@ -39,8 +50,8 @@ def card_text(facts: dict[str, Any]) -> str:
         f"- processes: {run['processes']}; threads each: {run['threads']}",
         "",
         "## Figures",
-        f"- optimizer steps: {run['steps']} of {run['planned_steps']}"
-        f"{' (stopped early)' if run['stopped_early'] else ''}; training time {run['seconds']:.0f} s",
+        f"- optimizer steps: {run['steps']} of {run['planned_steps']}{_stopped(run, settings)};"
+        f" training time {run['seconds']:.0f} s",
         f"- validation loss (mean per answer token): first {losses[0]['validation_loss']:.4f},"
         f" best {run['best_loss']:.4f} at step {run['best_step']} (the weights kept)"
         if losses
@@ -55,6 +66,15 @@ def card_text(facts: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _stopped(run: dict[str, Any], settings: dict[str, Any]) -> str:
+    if run["stopped_early"]:
+        return " (stopped early: validation loss no longer improving)"
+    epochs = run.get("epoch_steps")
+    if epochs is not None and run["steps"] < epochs:
+        return f" (--max-steps; {settings['epochs']} epoch(s) would take {epochs})"
+    return ""
 
 
 def out_name(facts: dict[str, Any]) -> str:

@@ -135,6 +135,7 @@ def train_student(
             "threads": threads(),
             "steps": state.step,
             "planned_steps": trainer.total_steps,
+            "epoch_steps": trainer.steps_per_epoch * settings.epochs,  # what the epochs alone would take
             "stopped_early": state.stopped_early,
             "best_loss": state.best_loss,
             "best_step": state.best_step,
@@ -158,15 +159,29 @@ def _template(spec: TaggerSpec) -> dict[str, str]:
 
 def _claim(out: Path, run: dict[str, Any], fresh: bool) -> None:
     """Mark the folder as this run's; a checkpoint of another run (other data, settings or base) is refused, or
-    with `fresh` thrown away."""
+    with `fresh` thrown away. The same run stopped where its checkpoint is (`--max-steps` the checkpoint's step:
+    nothing left to train) is this run: its weights (the best validation's) are exported as they are."""
     path = out / RUN_JSON
-    if path.is_file() and json.loads(path.read_text()) != run and not fresh:
-        raise TaggerError(
-            f"{out} holds a checkpoint of another run (other data, settings or base model): "
-            "choose another folder, or pass --fresh to start over"
-        )
+    if path.is_file() and not fresh:
+        old = json.loads(path.read_text())
+        if old != run and not _stopped_at_checkpoint(out, old, run):
+            raise TaggerError(
+                f"{out} holds a checkpoint of another run (other data, settings or base model): "
+                "choose another folder, or pass --fresh to start over"
+            )
     if fresh:
         for name in (CHECKPOINT, CHECKPOINT + ".partial", BEST):
             target = out / name
             shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
     path.write_text(json.dumps(run, indent=1, sort_keys=True))
+
+
+def _stopped_at_checkpoint(out: Path, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """The new run is the old one with `max_steps` the step its checkpoint is at: the steps taken are the old run's
+    (a limit reached later would change the schedule of the steps left, so that is another run)."""
+    stop = new["settings"].get("max_steps")
+    state = out / CHECKPOINT / "state.json"
+    if stop is None or not state.is_file() or json.loads(state.read_text())["step"] != stop:
+        return False
+    unlimited = {**new, "settings": {**new["settings"], "max_steps": old["settings"].get("max_steps")}}
+    return bool(unlimited == old)
