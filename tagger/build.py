@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tagger._threads import cap_blas
 from tagger.backends import BACKENDS, Backend, backend_options, make_backend
 from tagger.calibrate import load_calibration
 from tagger.clean import CleaningConfig
@@ -130,6 +131,7 @@ def build_taggers(
     `wrap`: applied to each backend (a benchmark's timer, a test's recorder)."""
     from tagger.pipeline import Tagger
 
+    cap_blas()
     chosen = taxonomy or load_taxonomy(spec.taxonomy)
     template = load_template(spec.template)
     if pool is None and spec.narrowing.examples is not None:

@@ -6,7 +6,6 @@ network tags out of the box. One logits processor is built per schema and reused
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from tagger._threads import threads as compute_threads
 from tagger.backends.base import (
     Backend,
     BackendOptions,
@@ -160,7 +160,7 @@ class LlamaCppBackend:
         self.decoding = decoding or Decoding()
         # llama.cpp defaults to half the cores; generation here is ~40% faster on all of them (docs/measured.md).
         # $TAGGER_THREADS caps it where other jobs share the cores: threads beyond the free cores spin at barriers.
-        threads = n_threads or int(os.environ.get("TAGGER_THREADS") or 0) or os.cpu_count() or 1
+        threads = n_threads or compute_threads()
         self._llama = Llama(
             model_path=str(path), n_ctx=n_ctx, n_threads=threads, seed=self.decoding.seed, verbose=False
         )
@@ -259,7 +259,7 @@ class LlamaCppOptions(BackendOptions):
         if workers <= 1 or self.n_threads is not None:
             return self
         # The cores are shared out, not oversubscribed: threads beyond the free cores spin at barriers.
-        cores = int(os.environ.get("TAGGER_THREADS") or 0) or os.cpu_count() or 1
+        cores = compute_threads()
         return self.model_copy(update={"n_threads": max(1, cores // workers)})
 
     def create(self, model: str | None, decoding: Decoding) -> Backend:

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from tagger._threads import threads
 from tagger.train.loop import Ranks
 
 
@@ -42,7 +43,7 @@ def _worker(rank: int, world: int, port: int, job: Callable[[Ranks], Any]) -> No
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     # The cores are shared out, not oversubscribed: threads beyond the free cores spin at barriers.
-    cores = int(os.environ.get("TAGGER_THREADS") or 0) or os.cpu_count() or 1
+    cores = threads()
     os.environ["TAGGER_THREADS"] = str(max(1, cores // world))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:

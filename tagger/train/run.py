@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tagger import __version__
+from tagger._threads import threads
 from tagger.build import TaggerSpec
 from tagger.errors import TaggerError
 from tagger.taxonomy import load_taxonomy
@@ -32,10 +32,6 @@ class Trained:
     state: State
     resumed_from: int | None
     files: list[Path] = field(default_factory=list)
-
-
-def threads() -> int:
-    return int(os.environ.get("TAGGER_THREADS") or 0) or os.cpu_count() or 1
 
 
 def base_models(gguf: Path | None) -> tuple[Path, Path]:
