@@ -105,32 +105,41 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in no_data.output
 
 
-_BLAS_THREADS = """
+_THREADS = """
 import sys
 import numpy
 from threadpoolctl import threadpool_info
 from tagger.build import Narrowing, TaggerSpec, build_tagger
+from tagger.evidence.judge import _Trees
 if sys.argv[1] == "build":
     build_tagger(TaggerSpec(narrowing=Narrowing(shortlist=0)), load_model=False)
-print(sorted({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}))
+    _Trees.fit(numpy.arange(40.0).reshape(20, 2), numpy.arange(20) % 2)  # the judge loads scikit-learn's OpenMP
+else:
+    import sklearn.ensemble
+most = {}  # per API, its largest pool: every pool capped when it is 1
+for pool in threadpool_info():
+    most[pool["user_api"]] = max(most.get(pool["user_api"], 0), pool["num_threads"])
+print(most)
 """
 
 
-def _blas_threads(threads: str, build: bool) -> list[int]:
+def _threads(threads: str, build: bool) -> dict[str, int]:
     import os
     import subprocess
     import sys
 
-    command = [sys.executable, "-c", _BLAS_THREADS, "build" if build else "none"]
+    command = [sys.executable, "-c", _THREADS, "build" if build else "none"]
     env = {**os.environ, "TAGGER_THREADS": threads}
+    env.pop("OMP_NUM_THREADS", None)
     run = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    found: list[int] = json.loads(run.stdout.strip().splitlines()[-1])
-    assert found, "numpy has no BLAS thread pool to cap"
+    found: dict[str, int] = json.loads(run.stdout.strip().splitlines()[-1].replace("'", '"'))
+    assert {"blas", "openmp"} <= set(found), found
     return found
 
 
-def test_tagger_threads_caps_numpy_blas() -> None:
-    """`$TAGGER_THREADS` caps numpy's BLAS (MiniLM's matrix products) as it caps llama.cpp: BLAS's own default is a
-    thread per core whatever llama.cpp was told, and on shared cores the extra threads spin. Unset: BLAS's default."""
-    assert _blas_threads("1", build=True) == [1]
-    assert _blas_threads("", build=True) == _blas_threads("", build=False)
+def test_tagger_threads_caps_blas_and_openmp() -> None:
+    """`$TAGGER_THREADS` caps numpy's BLAS (MiniLM's matrix products) and scikit-learn's OpenMP (the judge's trees) as
+    it caps llama.cpp: their own default is a thread per core whatever llama.cpp was told, and on shared cores the
+    extra threads spin. Unset: their defaults."""
+    assert _threads("1", build=True) == {"blas": 1, "openmp": 1}
+    assert _threads("", build=True) == _threads("", build=False)
