@@ -122,7 +122,7 @@ class Tagger:
                 "+".join(
                     [
                         "evidence",
-                        *(["judge"] if self.judge else []),
+                        *([self.judge.name] if self.judge else []),
                         *(["infer"] if self.infer else []),
                         *(["extract"] if self.extract else []),
                     ]

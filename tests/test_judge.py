@@ -228,7 +228,7 @@ def test_with_a_pool_the_judge_decides_and_the_model_is_not_asked(backend: Llama
     record = tagger.tag_batch([product], [tax.categories["coffee"]])[0]
     assert isinstance(record, TagRecord)
     assert recording.requests == []
-    assert record.provenance.strategy == "evidence+judge"
+    assert record.provenance.strategy == "evidence+judge:trees"
     assert record.attributes == {"brand": ["Zephyr"], "net_content": ["12 oz"], "flavor": ["Hazelnut"]}
     for evidence in record.evidence:  # the judge's probability stands: the shipped calibration does not replace it
         assert evidence.decided == "judge" and evidence.confidence == evidence.score

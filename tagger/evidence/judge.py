@@ -157,6 +157,10 @@ class _Model:
 class PoolJudge:
     """Judges a product's candidates with models fitted on the pool (see the module's docstring)."""
 
+    # In the record's provenance.strategy, hence in the cache key: records of the logistic judge ("judge") are not
+    # reused as the trees'.
+    name = "judge:trees"
+
     def __init__(self, matcher: EvidenceMatcher, models: list[_Model], whole: _Model) -> None:
         assert matcher.lexicon is not None
         self.matcher, self.lexicon = matcher, matcher.lexicon
