@@ -102,6 +102,19 @@ def test_knn_baseline_takes_the_examples_vote(shopify: Taxonomy, embedder: Embed
     assert [name for name, _ in baselines(main, shopify)] == ["minilm", "knn"]
 
 
+def test_knn_baseline_leaves_out_a_duplicate_as_the_pipeline_does(shopify: Taxonomy, embedder: Embedder) -> None:
+    """A pool row with the product's content under another id (a duplicate listing) is the product's own row for the
+    pipeline's vote; the baseline must leave it out too, or it copies the duplicate's label (Flipkart's dev set has
+    such pairs: the baseline was one product ahead on it)."""
+    mugs = shopify.find("mugs")[0]
+    pool = _pool(shopify, embedder)
+    twin = PoolItem(Product("twin", "Cordless electric kettle, blue LED"), mugs)  # mislabeled: it must not vote
+    with_twin = ExamplePool([*pool.items, twin], embedder, k=1)
+    product = Product("n1", "Cordless electric kettle,   blue LED")  # cleaning collapses the spaces: the twin
+    [record] = NearestExampleTagger(shopify, with_twin).tag_batch([product])
+    assert isinstance(record, TagRecord) and record.category.id == shopify.find("electric kettles")[0].id
+
+
 def test_read_pool_takes_paths_ids_and_tagger_records(tmp_path: Path, shopify: Taxonomy) -> None:
     kettles = shopify.find("electric kettles")[0]
     rows = [

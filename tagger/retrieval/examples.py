@@ -94,8 +94,8 @@ class ExamplePool:
         if not items:
             raise ValueError("the example pool is empty")
         # Cleaned as the products they are compared with are, so that a product's own row is recognized by content.
-        clean = cleaner or Cleaner()
-        self.items = [PoolItem(clean.clean(i.product).product, i.category, i.attributes) for i in items]
+        self.cleaner = cleaner or Cleaner()
+        self.items = [PoolItem(self.cleaner.clean(i.product).product, i.category, i.attributes) for i in items]
         self.embedder = embedder
         self.k = k
         # Product to product by title and brand: the k-NN vote and the gates were measured so (the category query

@@ -55,8 +55,11 @@ class NearestExampleTagger:
 
     def tag_batch(self, products: Sequence[Product], categories: Sequence[Category] | None = None) -> list[Record]:
         start = time.perf_counter()
+        # Cleaned as the pipeline's products are: a pool row with the product's content (a duplicate listing under
+        # another id) is then its own row, left out, as the pipeline leaves it out (uncleaned, it voted for itself).
+        cleaned = [self.pool.cleaner.clean(p).product for p in products]
         chosen = []
-        for product, shots in zip(products, self.pool.nearest(products), strict=True):
+        for product, shots in zip(products, self.pool.nearest(cleaned), strict=True):
             if not shots:
                 raise ValueError(f"product {product.id}: the example pool has no other product")
             chosen.append(vote(shots))
