@@ -188,6 +188,7 @@ def _narrowing(shortlist: int | None, examples: Path | None, example_k: int, tre
 
 
 def _spec(
+    *,
     taxonomy: str | None,
     template: str | None,
     narrowing: Narrowing,
@@ -200,7 +201,6 @@ def _spec(
     calibration: str = "default",
     min_confidence: float | None = None,
     extract: bool = False,
-    *,
     judge: bool = True,
 ) -> TaggerSpec:
     backend_spec = BackendSpec(name=backend, model=model, options=options or {})
@@ -293,15 +293,13 @@ def render(
     model's tokenizer (cleaning counts tokens with it), not its weights."""
     product = _product(json_text, title, description, brand)
     spec = _spec(
-        taxonomy,
-        template,
-        _narrowing(shortlist, examples, example_k, tree),
-        backend,
-        model,
-        None,
-        None,
-        attributes,
-        infer,
+        taxonomy=taxonomy,
+        template=template,
+        narrowing=_narrowing(shortlist, examples, example_k, tree),
+        backend=backend,
+        model=model,
+        attributes=attributes,
+        infer=infer,
     )
     tagger = build_tagger(spec, load_model=False)
     try:
@@ -349,18 +347,17 @@ def tag(
     narrowing = _narrowing(shortlist, examples, example_k, tree)
     server = _server(backend, base_url)
     spec = _spec(
-        taxonomy,
-        template,
-        narrowing,
-        backend,
-        model,
-        server,
-        None,
-        attributes,
-        infer,
-        calibration,
-        min_confidence,
-        extract,
+        taxonomy=taxonomy,
+        template=template,
+        narrowing=narrowing,
+        backend=backend,
+        model=model,
+        options=server,
+        attributes=attributes,
+        infer=infer,
+        calibration=calibration,
+        min_confidence=min_confidence,
+        extract=extract,
         judge=judge,
     )
     tagger = build_tagger(spec)
@@ -460,18 +457,18 @@ def generate(
     narrowing = _narrowing(shortlist, examples, example_k, tree)
     server = _server(backend, base_url, max_in_flight)
     spec = _spec(
-        taxonomy,
-        template,
-        narrowing,
-        backend,
-        model,
-        server,
-        cleaning,
-        attributes,
-        infer,
-        calibration,
-        min_confidence,
-        extract,
+        taxonomy=taxonomy,
+        template=template,
+        narrowing=narrowing,
+        backend=backend,
+        model=model,
+        options=server,
+        cleaning=cleaning,
+        attributes=attributes,
+        infer=infer,
+        calibration=calibration,
+        min_confidence=min_confidence,
+        extract=extract,
         judge=judge,
     )
     options = RunOptions(fmt, columns, limit, batch_size, restart, rejects)
