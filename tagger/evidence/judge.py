@@ -118,7 +118,7 @@ class Priors:
 
 
 class _Trees:
-    """scikit-learn's histogram gradient boosting, on `$TAGGER_THREADS` threads when it is set."""
+    """scikit-learn's histogram gradient boosting: fitted on `$TAGGER_THREADS` threads when set, predicting on one."""
 
     def __init__(self, model: Any, rate: float) -> None:
         self.model, self.rate = model, rate
