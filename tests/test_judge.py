@@ -194,7 +194,7 @@ def test_a_rows_priors_do_not_depend_on_its_own_outcome() -> None:
     outcomes: dict[tuple[int, str, str | None], set[bool]] = {}
     for row in rows:
         spot = (fold_of(matcher.lexicon.items[row.product].product.id), row.attribute, row.matched)
-        priors.setdefault(spot, set()).add(tuple(row.features[-2:]))
+        priors.setdefault(spot, set()).add(tuple(row.features[-3:-1]))  # the two shares (the last: overlap)
         outcomes.setdefault(spot, set()).add(row.right)
     mixed = [spot for spot, seen in outcomes.items() if seen == {True, False}]
     assert mixed, "no fold and pattern with both outcomes: the test shows nothing"

@@ -59,10 +59,16 @@ Prior = Callable[[str, "str | None"], float]
 
 
 def features(
-    found: Sequence[Evidence], index: int, product: Product, attribute: Attribute, prior: Prior
+    found: Sequence[Evidence],
+    index: int,
+    product: Product,
+    attribute: Attribute,
+    prior: Prior,
+    offered: dict[str, list[Evidence]],
 ) -> list[float]:
     """One candidate among its attribute's candidates (best first, as the matcher ranks them); `prior(handle,
-    matched)`: the pool's share of right candidates for the attribute (and what found them)."""
+    matched)`: the pool's share of right candidates for the attribute (and what found them); `offered`: every
+    attribute's candidates for the product."""
     evidence = found[index]
     span = evidence.spans[0] if evidence.spans else None
     field = span.field if span else ""
@@ -84,7 +90,25 @@ def features(
         float(attribute.extractive),
         prior(attribute.handle, evidence.matched),
         prior(attribute.handle, None),
+        _overlapped(evidence, offered),
     ]
+
+
+def _overlapped(evidence: Evidence, offered: dict[str, list[Evidence]]) -> float:
+    """Whether another attribute's candidate covers part of this one's first span: one text read two ways (a brand's
+    word matched as a flavor), where at most one is right (F1 +0.001 to +0.014 on six dev samples)."""
+    if not evidence.spans:
+        return 0.0
+    own = evidence.spans[0]
+    return float(
+        any(
+            span.field == own.field and span.start < own.end and own.start < span.end
+            for handle, found in offered.items()
+            if handle != evidence.attribute
+            for other in found
+            for span in other.spans
+        )
+    )
 
 
 class Priors:
@@ -228,7 +252,7 @@ class PoolJudge:
             return {}
         # One call for the product's every candidate: the trees' fixed cost per call is most of a small one's.
         x = [
-            features(found, i, product, attribute, model.priors.of)
+            features(found, i, product, attribute, model.priors.of, candidates)
             for attribute, found in asked
             for i in range(len(found))
         ]
@@ -253,10 +277,12 @@ def _rows(matcher: EvidenceMatcher, lexicon: PoolLexicon) -> tuple[list[_Row], d
     for the attributes the product's labels speak of; and per product, how many of those have a value."""
     raw: list[tuple[int, Attribute, list[Evidence], int, bool]] = []
     golds: dict[int, int] = {}
+    offered: dict[int, dict[str, list[Evidence]]] = {}
     for n, item in enumerate(lexicon.items):
         candidates = with_segments(
             matcher.taxonomy, item.product, item.category, matcher.candidates(item.product, item.category)
         )
+        offered[n] = candidates
         for attribute in matcher.taxonomy.attributes_for(item.category.id):
             if attribute.handle not in item.attributes:
                 continue  # not annotated: neither right nor wrong
@@ -271,7 +297,7 @@ def _rows(matcher: EvidenceMatcher, lexicon: PoolLexicon) -> tuple[list[_Row], d
     priors = [Priors.count([o for o, g in zip(outcomes, folds, strict=True) if g != f]) for f in range(FOLDS)]
     rows = []
     for (n, attribute, found, i, right), fold in zip(raw, folds, strict=True):
-        values = features(found, i, lexicon.items[n].product, attribute, priors[fold].of)
+        values = features(found, i, lexicon.items[n].product, attribute, priors[fold].of, offered[n])
         rows.append(_Row(n, attribute.handle, found[i].matched, values, right))
     return rows, golds
 

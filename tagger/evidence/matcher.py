@@ -400,7 +400,9 @@ def _rank(group: list[_Hit], extractive: bool) -> tuple[int, ...]:
 
 
 def _to_evidence(handle: str, group: list[_Hit]) -> Evidence:
-    ordered = sorted(group, key=lambda h: (h.order, h.start))
+    # The longest hit at a start gives the span: ties left to the hits' order would follow the pool's set order,
+    # which differs from run to run.
+    ordered = sorted(group, key=lambda h: (h.order, h.start, -h.size))
     value = group[0].value
     if value is None:  # extractive: the value is written as the text writes it, at its best place
         best = min(group, key=lambda h: (-h.size, h.order, h.start))
