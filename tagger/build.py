@@ -99,7 +99,7 @@ class TaggerSpec(_Spec):
     # Off by default: the embedded model copies whole titles (README, "Evidence").
     extract: bool = False
     # With evidence and a labeled pool: the judge fitted on the pool (tagger.evidence.judge) decides each attribute's
-    # values and their confidence, instead of the model choosing among rivals (OA-Mine, 200 products: F1 0.705 against
+    # values and their confidence, instead of the model choosing among rivals (OA-Mine, 200 products: F1 0.707 against
     # 0.675 for string matching; README, "The pool's judge").
     judge: bool = True
     # Confidences: "default" (the calibration tagger ships, fitted on its dev sets with the embedded model), a file
