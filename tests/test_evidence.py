@@ -410,3 +410,15 @@ def test_a_pool_label_written_as_a_string_is_one_value() -> None:
     pool = [pool_item(tax, "a", "Ellie sandal", brand="Ellie"), pool_item(tax, "b", "Ellie pump", brand="Ellie")]  # type: ignore[arg-type]
     got = EvidenceMatcher(tax, pool).candidates(Product("x", "Ellie flat"), tax.categories["shoes"])
     assert values(got, "brand") == ["Ellie"]
+
+
+def test_a_values_spans_do_not_depend_on_the_order_its_hits_came_in() -> None:
+    """Two pool rules for one value starting at the same word ("women", "women s"): the span is the longer one,
+    whichever came first. The hits' order follows the pool's sets, which Python's hash seed reorders between runs."""
+    from tagger.evidence.matcher import _Hit, _to_evidence
+
+    title = "Women's Cotton Kurta"
+    short = _Hit("target_gender", "Female", "pool", "title", 0, 0, 0, 0, 5, "Women", ("women",), 0.9)
+    long = _Hit("target_gender", "Female", "pool", "title", 0, 0, 1, 0, 7, title[:7], ("women", "s"), 0.8)
+    spans = [_to_evidence("target_gender", hits).spans for hits in ([short, long], [long, short])]
+    assert spans[0] == spans[1] and [s.text for s in spans[0]] == ["Women's"]
