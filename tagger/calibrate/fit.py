@@ -59,6 +59,14 @@ def _merge_last(blocks: list[list[float]]) -> None:
     blocks[-1] = [blocks[-1][0] + last[0], blocks[-1][1] + last[1], last[2]]
 
 
+def fitted_curve(points: Sequence[tuple[float, bool]]) -> Curve:
+    """The curve of a catalog's own `(score, right)` points (the pool's judge, the examples' vote): isotonic over all
+    of them, and their plain hit rate (0.5 with none) where no step applies."""
+    rate = sum(right for _, right in points) / len(points) if points else 0.5
+    bounds, rates = isotonic(points) if points else ([], [])
+    return Curve(n=len(points), rate=rate, bounds=bounds, rates=rates)
+
+
 def curve(observations: Sequence[Observation]) -> Curve:
     hits = sum(o.correct for o in observations)
     scored = [(o.score, o.correct) for o in observations if o.score is not None]

@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from tagger._threads import cap_threads
 from tagger.calibrate import FOLDS, Curve, fold_of
-from tagger.calibrate.fit import isotonic
+from tagger.calibrate.fit import fitted_curve
 from tagger.evidence.matcher import EvidenceMatcher
 from tagger.evidence.pool import PoolLexicon
 from tagger.evidence.segments import with_segments
@@ -59,16 +59,12 @@ Prior = Callable[[str, "str | None"], float]
 
 
 def features(
-    found: Sequence[Evidence],
-    index: int,
-    product: Product,
-    attribute: Attribute,
-    prior: Prior,
-    offered: dict[str, list[Evidence]],
+    offered: dict[str, list[Evidence]], attribute: Attribute, index: int, product: Product, prior: Prior
 ) -> list[float]:
-    """One candidate among its attribute's candidates (best first, as the matcher ranks them); `prior(handle,
-    matched)`: the pool's share of right candidates for the attribute (and what found them); `offered`: every
-    attribute's candidates for the product."""
+    """The `index`th of the attribute's candidates among every attribute's candidates for the product (`offered`,
+    best first, as the matcher ranks them); `prior(handle, matched)`: the pool's share of right candidates for the
+    attribute (and what found them)."""
+    found = offered[attribute.handle]
     evidence = found[index]
     span = evidence.spans[0] if evidence.spans else None
     field = span.field if span else ""
@@ -222,7 +218,7 @@ class PoolJudge:
 
         def calibrated(trees: _Trees, keep: npt.NDArray[np.bool_], fold: int | None) -> _Model:
             kept = [r for r, k in zip(rows, keep, strict=True) if k]
-            curve = Curve(n=len(kept), rate=float(y[keep].mean()), **_steps(outside[keep], y[keep]))
+            curve = fitted_curve(list(zip(outside[keep].tolist(), (bool(r) for r in y[keep]), strict=True)))
             chances = np.array([curve.probability(float(p)) for p in outside[keep]])
             threshold = _best_threshold(chances, kept, sum(c for f, c in gold_folds if f != fold))
             return _Model(trees, curve, threshold, Priors.count([(r.attribute, r.matched, r.right) for r in kept]))
@@ -252,7 +248,7 @@ class PoolJudge:
             return {}
         # One call for the product's every candidate: the trees' fixed cost per call is most of a small one's.
         x = [
-            features(found, i, product, attribute, model.priors.of, candidates)
+            features(candidates, attribute, i, product, model.priors.of)
             for attribute, found in asked
             for i in range(len(found))
         ]
@@ -297,14 +293,9 @@ def _rows(matcher: EvidenceMatcher, lexicon: PoolLexicon) -> tuple[list[_Row], d
     priors = [Priors.count([o for o, g in zip(outcomes, folds, strict=True) if g != f]) for f in range(FOLDS)]
     rows = []
     for (n, attribute, found, i, right), fold in zip(raw, folds, strict=True):
-        values = features(found, i, lexicon.items[n].product, attribute, priors[fold].of, offered[n])
+        values = features(offered[n], attribute, i, lexicon.items[n].product, priors[fold].of)
         rows.append(_Row(n, attribute.handle, found[i].matched, values, right))
     return rows, golds
-
-
-def _steps(chances: Vector, right: Vector) -> dict[str, list[float]]:
-    bounds, rates = isotonic(list(zip(chances.tolist(), (bool(r) for r in right), strict=True)))
-    return {"bounds": bounds, "rates": rates}
 
 
 def _best_threshold(chances: Vector, rows: Sequence[_Row], golds: int) -> float:

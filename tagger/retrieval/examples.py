@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from tagger.calibrate import FOLDS, Curve, fold_of
-from tagger.calibrate.fit import isotonic
+from tagger.calibrate.fit import fitted_curve
 from tagger.clean import Cleaner, content_key
 from tagger.errors import TaggerError
 from tagger.product import Columns, Product, ProductError, product_from_record
@@ -160,12 +160,6 @@ class ExamplePool:
                 # Rounded as the records' scores are, which the curve is read at (2/3 is 0.6667 there).
                 share = round(sum(s.category.id == chosen.id for s in shots) / len(shots), 4)
                 votes.append((fold_of(item.product.id), share, chosen.id == item.category.id))
-        return [_curve([(s, r) for f, s, r in votes if f != fold]) for fold in range(FOLDS)] + [
-            _curve([(s, r) for _, s, r in votes])
+        return [fitted_curve([(s, r) for f, s, r in votes if f != fold]) for fold in range(FOLDS)] + [
+            fitted_curve([(s, r) for _, s, r in votes])
         ]
-
-
-def _curve(points: list[tuple[float, bool]]) -> Curve:
-    rate = sum(r for _, r in points) / len(points) if points else 0.5
-    bounds, rates = isotonic(points) if points else ([], [])
-    return Curve(n=len(points), rate=rate, bounds=bounds, rates=rates)
