@@ -136,7 +136,16 @@ def test_the_ray_engine_writes_the_local_runs_records_and_rejects(
 
 
 def _actors() -> list[Any]:
-    return [p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [""])[0].startswith(ACTOR_TITLE)]
+    """This test's Ray's tagger actors: descendants of this process (ray.init started the cluster), so that another
+    test run's Ray on the same machine is never counted or killed."""
+    found = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if (process.cmdline() or [""])[0].startswith(ACTOR_TITLE):
+                found.append(process)
+        except psutil.NoSuchProcess:  # a worker that ended while the tree was read
+            continue
+    return found
 
 
 def _wait_for_lines(process: subprocess.Popen[bytes], path: Path, lines: int) -> None:
