@@ -36,8 +36,10 @@ class Evidence(BaseModel):
     spans: list[Span] = Field(default_factory=list)
     # What found it: a taxonomy name or alias (or an amount in its range) the text states, a field named as the
     # attribute, a value of the pool's dictionary, one of the pool's n-gram rules, a shape the pool's labels have
-    # (identifiers, amounts), the title's leading words (segment: offered only to the pool's judge), or the model.
-    matched: Literal["name", "field", "dictionary", "rule", "shape", "segment", "model"] | None = None
+    # (identifiers, amounts), a word or amount common to every catalog for an extractive attribute (a gender, a
+    # colour, "12 oz": tagger.evidence.common), the title's leading words (segment: offered only to the pool's
+    # judge), or the model.
+    matched: Literal["name", "field", "dictionary", "rule", "shape", "common", "segment", "model"] | None = None
     # Who settled it: the evidence alone (no rival), the model (a choice among rivals, or, for an inferred value,
     # the model's guess), the model's span (an extractive value no candidate offered: the model copied it from the
     # text, and `spans` say where the text states it), or the judge learned from the labeled pool

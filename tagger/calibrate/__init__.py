@@ -73,6 +73,7 @@ class Calibration(BaseModel):
 def value_kind(evidence: Evidence) -> str:
     """inferred; text:span (the model copied it from the text); text:model / pool:model (the model chose it among
     rivals); judge (the pool's judge decided it); pool (a pattern the pool measured);
+    text:common (a word or amount common to every catalog, for an extractive attribute: tagger.evidence.common);
     text:title / text:description / text:field (a name the text states, with no rival)."""
     if evidence.source == "inferred":
         return "inferred"
@@ -84,6 +85,8 @@ def value_kind(evidence: Evidence) -> str:
         return f"{evidence.source}:model"
     if evidence.source == "pool":
         return "pool"
+    if evidence.matched == "common":
+        return "text:common"
     fields = {span.field for span in evidence.spans}
     return "text:" + ("title" if "title" in fields else "description" if "description" in fields else "field")
 

@@ -52,7 +52,7 @@ class _Row:
     right: bool
 
 
-MATCHED = ("name", "field", "dictionary", "rule", "shape", "segment")
+MATCHED = ("name", "field", "dictionary", "rule", "shape", "common", "segment")
 
 
 Prior = Callable[[str, "str | None"], float]

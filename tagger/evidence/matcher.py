@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tagger.evidence.common import Vocabulary, common_spans, vocabulary
 from tagger.evidence.names import AttributeNames, attribute_names
 from tagger.evidence.pool import PoolLexicon, PoolSettings, amount_windows, product_text_fields, shaped_tokens
 from tagger.evidence.quantity import amounts
@@ -32,7 +33,7 @@ MAX_SPANS = 5  # spans kept per value: enough to show where, without copying a r
 CUE_WINDOW = 3  # words on either side of a weak name where the attribute's own name must stand
 
 Source = Literal["text", "pool"]
-Matched = Literal["name", "field", "dictionary", "rule", "shape"]
+Matched = Literal["name", "field", "dictionary", "rule", "shape", "common"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class _Hit:
     words: tuple[str, ...]  # its normalized words
     score: float | None = None  # the pool's precision for the pattern
     shape: bool = False  # an identifier matched by its shape, not by name
+    common: bool = False  # a word or amount common to every catalog (tagger.evidence.common), not the pool's
 
     @property
     def size(self) -> int:
@@ -84,6 +86,7 @@ class CompiledCategory:
     indexes: list[Index] = field(default_factory=list)
     firsts: set[str] = field(default_factory=set)  # every pattern's first word: most words of a text start none
     names: dict[str, AttributeNames] = field(default_factory=dict)
+    vocabularies: dict[str, Vocabulary] = field(default_factory=dict)  # extractive attributes' common words
 
 
 def _labels(attribute: Attribute) -> set[str]:
@@ -127,6 +130,8 @@ class EvidenceMatcher:
         for attribute in compiled.attributes:
             if attribute.extractive:
                 compiled.indexes.append(self._dictionary(category_id, attribute))
+                if (common := vocabulary(attribute)) is not None:
+                    compiled.vocabularies[attribute.handle] = common
             else:
                 compiled.names[attribute.handle] = self.names(attribute)
                 compiled.indexes.append(self._closed(attribute))
@@ -190,6 +195,7 @@ class EvidenceMatcher:
         own_grams = self.lexicon.own_grams(product) if self.lexicon is not None and own is not None else set()
         hits: list[_Hit] = []
         rules: list[_Hit] = []
+        commons: list[_Hit] = []
         for order, (name, text) in enumerate(product_text_fields(product)):
             if not text:
                 continue
@@ -198,9 +204,11 @@ class EvidenceMatcher:
                 (rules if hit.source == "pool" and hit.value is not None else hits).append(hit)
             hits += self._field_named(compiled, name, text, order)
             rules += self._shaped(compiled, category, own_index, found, (name, text, order))
+            if name == "title":  # descriptions list what a product fits, holds and comes with (measured: README)
+                commons += self._common(compiled, found, (name, text, order))
         hits = [h for h in hits if self._keep_dictionary_hit(h, category, own)]
         rules = [h for h in rules if h.shape or self._keep_rule_hit(h, own, own_grams)]
-        result = self._evidence(compiled, _longest(hits), rules)
+        result = self._evidence(compiled, _longest(hits), rules + commons)
         if self._named:
             result = self._measured_names(result, own)
         extractive = {a.handle for a in compiled.attributes if a.extractive}
@@ -313,6 +321,20 @@ class EvidenceMatcher:
     def _amounts(found: list[Word]) -> list[tuple[object, int, int]]:
         return [(form, first, last) for first, last, form in amount_windows([w.norm for w in found])]
 
+    @staticmethod
+    def _common(compiled: CompiledCategory, found: list[Word], where: tuple[str, str, int]) -> list[_Hit]:
+        """Extractive attributes' words and amounts common to every catalog (a gender, a colour, "12 oz")."""
+        name, text, order = where
+        hits = []
+        for handle, common in compiled.vocabularies.items():
+            for first, last in common_spans(common, found, text):
+                start, end = found[first].start, found[last].end
+                spelled = tuple(w.norm for w in found[first : last + 1])
+                hit = _Hit(handle, None, "text", name, order, first, last, start, end, text[start:end], spelled,
+                           common=True)  # fmt: skip
+                hits.append(hit)
+        return hits
+
     def _field_named(self, compiled: CompiledCategory, name: str, text: str, order: int) -> list[_Hit]:
         """A field named as an extractive attribute ("brand") states its value: the whole field is the span."""
         if name in ("title", "description"):
@@ -357,9 +379,13 @@ class EvidenceMatcher:
         by_attribute: dict[str, dict[object, list[_Hit]]] = defaultdict(lambda: defaultdict(list))
         for hit in hits:
             by_attribute[hit.handle][hit.value if hit.value is not None else hit.words].append(hit)
-        for hit in rules:  # beside the names: a value the text names needs no rule, one it does not gets one
+        # Beside the names: a value the text names needs no rule, one it does not gets one; a common word or amount
+        # is a candidate of its own only where neither found the same words.
+        for hit in rules:
             values = by_attribute[hit.handle]
             known = hit.value if hit.value is not None else hit.words
+            if hit.common and known in values and not all(h.common for h in values[known]):
+                continue
             if known not in values or all(h.source == "pool" for h in values[known]):
                 values[known].append(hit)
         result: dict[str, list[Evidence]] = {}
@@ -394,8 +420,11 @@ def _longest(hits: list[_Hit]) -> list[_Hit]:
 def _rank(group: list[_Hit], extractive: bool) -> tuple[int, ...]:
     best = min(group, key=lambda h: (h.order, -h.size, h.start))
     rule_only = all(h.source == "pool" and h.value is not None for h in group)
-    if extractive:  # the longest value found wins (a dictionary's longest entry is its most specific); shapes last
-        return (all(h.shape for h in group), -max(h.size for h in group), best.order, best.start)
+    if extractive:  # the longest value found wins (a dictionary's longest entry is its most specific); shapes last,
+        # then common words, the first place first (the title's before a description's list of sizes and colours)
+        if all(h.common for h in group):
+            return (1, 1, best.order, best.start)
+        return (all(h.shape for h in group), 0, -max(h.size for h in group), best.order, best.start)
     return (rule_only, best.order, -best.size, best.start)
 
 
@@ -428,9 +457,12 @@ def _to_evidence(handle: str, group: list[_Hit]) -> Evidence:
 
 
 def _matched(group: list[_Hit]) -> Matched:
-    """What found a value, the strongest first: the text naming it, a field, the pool's dictionary, rules, shapes."""
+    """What found a value, the strongest first: the text naming it, a field, a common word (alone), the pool's
+    dictionary, rules, shapes."""
     if any(h.source == "text" and h.value is not None for h in group):
         return "name"
+    if all(h.common for h in group):
+        return "common"
     if any(h.source == "text" for h in group):
         return "field"
     if any(h.value is None and not h.shape for h in group):
