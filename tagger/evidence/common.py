@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from tagger.evidence.names import common_aliases
+from tagger.evidence.names import common_aliases, labels
 from tagger.evidence.quantity import amounts
 from tagger.evidence.text import Word, key
 from tagger.taxonomy import Attribute
@@ -31,30 +31,26 @@ class Vocabulary:
     units: frozenset[str]  # tagger.evidence.quantity's units
 
 
-def _labels(attribute: Attribute) -> set[str]:
-    return {attribute.handle.casefold(), attribute.name.casefold(), attribute.handle.replace("_", " ").casefold()}
-
-
 def vocabulary(attribute: Attribute) -> Vocabulary | None:
     """The common names and units of an extractive attribute, or None when its name is none of aliases.yaml's."""
-    return _vocabulary(frozenset(_labels(attribute)))
+    return _vocabulary(frozenset(labels(attribute)))
 
 
 @lru_cache(maxsize=1024)
-def _vocabulary(labels: frozenset[str]) -> Vocabulary | None:
+def _vocabulary(called: frozenset[str]) -> Vocabulary | None:
     data = common_aliases()
 
     def named(kind: str) -> bool:
-        return bool(labels & {a.casefold() for a in data[kind]})
+        return bool(called & {a.casefold() for a in data[kind]})
 
     texts: list[str] = []
     if named("gender_attributes") or named("age_attributes"):
-        groups = [g for g in data["groups"] if labels & {a.casefold() for a in g["attributes"]}]
+        groups = [g for g in data["groups"] if called & {a.casefold() for a in g["attributes"]}]
         texts += [t for group in groups for t in (*group["values"], *group.get("words", []))]
     if named("color_attributes"):
         texts += data["colors"]
         texts += [t for shade in data["shades"] for t in (shade["shade"], shade["base"], *shade.get("words", []))]
-    amounts_ = [entry for entry in data["amounts"] if labels & {a.casefold() for a in entry["attributes"]}]
+    amounts_ = [entry for entry in data["amounts"] if called & {a.casefold() for a in entry["attributes"]}]
     units = {unit for entry in amounts_ for unit in entry["units"]}
     names = frozenset(k for k in map(key, texts) if k)
     return Vocabulary(names, frozenset(units)) if names or units else None

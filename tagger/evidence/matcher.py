@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tagger.evidence.common import Vocabulary, common_spans, vocabulary
-from tagger.evidence.names import AttributeNames, attribute_names
+from tagger.evidence.names import AttributeNames, attribute_names, labels
 from tagger.evidence.pool import PoolLexicon, PoolSettings, amount_windows, product_text_fields, shaped_tokens
 from tagger.evidence.quantity import amounts
 from tagger.evidence.text import Word, key, words
@@ -87,10 +87,6 @@ class CompiledCategory:
     firsts: set[str] = field(default_factory=set)  # every pattern's first word: most words of a text start none
     names: dict[str, AttributeNames] = field(default_factory=dict)
     vocabularies: dict[str, Vocabulary] = field(default_factory=dict)  # extractive attributes' common words
-
-
-def _labels(attribute: Attribute) -> set[str]:
-    return {attribute.handle.casefold(), attribute.name.casefold(), attribute.handle.replace("_", " ").casefold()}
 
 
 class EvidenceMatcher:
@@ -343,7 +339,7 @@ class EvidenceMatcher:
         return [
             _Hit(a.handle, None, "text", name, order, 0, max(len(key(text)) - 1, 0), 0, len(text), text, key(text))
             for a in compiled.attributes
-            if a.extractive and folded in _labels(a)
+            if a.extractive and folded in labels(a)
         ]
 
     def _keep_dictionary_hit(self, hit: _Hit, category: Category, own: PoolItem | None) -> bool:

@@ -43,7 +43,8 @@ def common_aliases() -> dict[str, Any]:
     return data
 
 
-def _label(attribute: Attribute) -> set[str]:
+def labels(attribute: Attribute) -> set[str]:
+    """What a text may call the attribute: its handle and name, case aside ("target_gender", "target gender")."""
     return {attribute.handle.casefold(), attribute.name.casefold(), attribute.handle.replace("_", " ").casefold()}
 
 
@@ -58,11 +59,11 @@ def _own_names(value: str) -> list[str]:
 def _common(attribute: Attribute, by_fold: dict[str, str]) -> tuple[list[tuple[str, str]], set[tuple[str, ...]]]:
     """(name, value) pairs from the shipped alias set that apply to this attribute, and its weak words."""
     data = common_aliases()
-    labels = _label(attribute)
+    called = labels(attribute)
     pairs: list[tuple[str, str]] = []
     weak: set[tuple[str, ...]] = set()
     for group in data["groups"]:
-        if not labels & {a.casefold() for a in group["attributes"]}:
+        if not called & {a.casefold() for a in group["attributes"]}:
             continue
         value = next((by_fold[v.casefold()] for v in group["values"] if v.casefold() in by_fold), None)
         if value is None:
@@ -70,7 +71,7 @@ def _common(attribute: Attribute, by_fold: dict[str, str]) -> tuple[list[tuple[s
         pairs += [(w, value) for w in group.get("words", [])]
         pairs += [(w, value) for w in group.get("weak", [])]
         weak |= {key(w) for w in group.get("weak", [])}
-    if labels & {a.casefold() for a in data["color_attributes"]}:
+    if called & {a.casefold() for a in data["color_attributes"]}:
         for shade in data["shades"]:
             if shade["shade"].casefold() in by_fold:
                 pairs += [(w, by_fold[shade["shade"].casefold()]) for w in shade.get("words", [])]
