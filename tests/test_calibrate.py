@@ -120,7 +120,7 @@ def test_apply_sets_confidences_and_min_confidence_holds_values_back() -> None:
 def test_the_shipped_calibration_is_fitted_and_loads(tmp_path: Path) -> None:
     shipped = load_calibration("default")
     assert shipped is not None and shipped.fitted_on  # fitted on named eval runs, not written by hand
-    assert {"text:title", "category:retrieval"} <= shipped.kinds.keys()
+    assert {"text:title", "text:common", "category:retrieval"} <= shipped.kinds.keys()
     assert load_calibration("off") is None
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
