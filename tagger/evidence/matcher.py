@@ -2,12 +2,13 @@
 text supports, with the spans that support it.
 
 A closed value is supported by its name or an alias on word boundaries (after normalization: case, plurals,
-possessives, hyphens, units), or by an amount its range holds ("128GB" for "128 GB", "48 GB" for "32-64 GB"). With a
-labeled pool, also by a value the pool has for the category and attribute (extractive values: the text's own
-spelling is the candidate), by an identifier of the shape the pool's labels have, and by the pool's n-gram rules;
-and the pool's measured precision drops names and entries that are mostly something else. Where names overlap, the
-longest wins ("Navy Blue" is Navy, or Blue where the taxonomy has no Navy, once); names side by side are each kept
-("White/Gray").
+possessives, hyphens, units), or by an amount its range holds ("128GB" for "128 GB", "48 GB" for "32-64 GB"). An
+extractive attribute named as a gender, an age, a colour or an amount is supported by the title's words and amounts
+common to every catalog ("Women's", "Black/White", "12 oz": tagger.evidence.common). With a labeled pool, also by a
+value the pool has for the category and attribute (extractive values: the text's own spelling is the candidate), by
+an identifier of the shape the pool's labels have, and by the pool's n-gram rules; and the pool's measured precision
+drops names and entries that are mostly something else. Where names overlap, the longest wins ("Navy Blue" is Navy,
+or Blue where the taxonomy has no Navy, once); names side by side are each kept ("White/Gray").
 """
 
 from __future__ import annotations
