@@ -226,6 +226,7 @@ class EvidenceMatcher:
         hits = []
         norms = [w.norm for w in found]
         firsts = compiled.firsts
+        where = (name, text, order)
         for i, word in enumerate(found):
             if word.norm not in firsts:
                 continue
@@ -254,23 +255,7 @@ class EvidenceMatcher:
             for handle, names in compiled.names.items():
                 for range_, value in names.ranges:
                     if range_.holds(amount.value, amount.unit):
-                        start, end = found[amount.first].start, found[amount.last].end
-                        spelled = tuple(norms[amount.first : amount.last + 1])
-                        hits.append(
-                            _Hit(
-                                handle,
-                                value,
-                                "text",
-                                name,
-                                order,
-                                amount.first,
-                                amount.last,
-                                start,
-                                end,
-                                text[start:end],
-                                spelled,
-                            )
-                        )
+                        hits.append(_words_hit(handle, value, "text", found, amount.first, amount.last, where))
         return hits
 
     def _shaped(
@@ -286,7 +271,7 @@ class EvidenceMatcher:
         lexicon = self.lexicon
         if lexicon is None:
             return []
-        name, text, order = where
+        text = where[1]
         books = [(lexicon.shapes, self._identifiers(text, found)), (lexicon.amounts, self._amounts(found))]
         hits = []
         for attribute in (a for a in compiled.attributes if a.extractive):
@@ -297,10 +282,8 @@ class EvidenceMatcher:
                     precision = None if entry is None else book.measured(entry, own, attribute.handle, form)
                     if precision is None:
                         continue
-                    start, end = found[first].start, found[last].end
-                    spelled = tuple(w.norm for w in found[first : last + 1])
-                    hit = _Hit(attribute.handle, None, "pool", name, order, first, last, start, end, text[start:end],
-                               spelled, round(precision, 4), shape=True)  # fmt: skip
+                    hit = _words_hit(attribute.handle, None, "pool", found, first, last, where, shape=True)
+                    hit.score = round(precision, 4)
                     hits.append(hit)
         return hits
 
@@ -321,16 +304,11 @@ class EvidenceMatcher:
     @staticmethod
     def _common(compiled: CompiledCategory, found: list[Word], where: tuple[str, str, int]) -> list[_Hit]:
         """Extractive attributes' words and amounts common to every catalog (a gender, a colour, "12 oz")."""
-        name, text, order = where
-        hits = []
-        for handle, common in compiled.vocabularies.items():
-            for first, last in common_spans(common, found, text):
-                start, end = found[first].start, found[last].end
-                spelled = tuple(w.norm for w in found[first : last + 1])
-                hit = _Hit(handle, None, "text", name, order, first, last, start, end, text[start:end], spelled,
-                           common=True)  # fmt: skip
-                hits.append(hit)
-        return hits
+        return [
+            _words_hit(handle, None, "text", found, first, last, where, common=True)
+            for handle, common in compiled.vocabularies.items()
+            for first, last in common_spans(common, found, where[1])
+        ]
 
     def _field_named(self, compiled: CompiledCategory, name: str, text: str, order: int) -> list[_Hit]:
         """A field named as an extractive attribute ("brand") states its value: the whole field is the span."""
@@ -394,6 +372,25 @@ class EvidenceMatcher:
         return result
 
 
+def _words_hit(
+    handle: str,
+    value: str | None,
+    source: Source,
+    found: list[Word],
+    first: int,
+    last: int,
+    where: tuple[str, str, int],
+    shape: bool = False,
+    common: bool = False,
+) -> _Hit:
+    """The hit of words first..last of a field (`where`: its name, its text, its place)."""
+    name, text, order = where
+    start, end = found[first].start, found[last].end
+    spelled = tuple(w.norm for w in found[first : last + 1])
+    return _Hit(handle, value, source, name, order, first, last, start, end, text[start:end], spelled,
+                shape=shape, common=common)  # fmt: skip
+
+
 def _cued(norms: list[str], first: int, last: int, cues: frozenset[tuple[str, ...]]) -> bool:
     before = " " + " ".join(norms[max(0, first - CUE_WINDOW) : first]) + " "
     after = " " + " ".join(norms[last + 1 : last + 1 + CUE_WINDOW]) + " "
@@ -418,7 +415,7 @@ def _rank(group: list[_Hit], extractive: bool) -> tuple[int, ...]:
     best = min(group, key=lambda h: (h.order, -h.size, h.start))
     rule_only = all(h.source == "pool" and h.value is not None for h in group)
     if extractive:  # the longest value found wins (a dictionary's longest entry is its most specific); shapes last,
-        # then common words, the first place first (the title's before a description's list of sizes and colours)
+        # then common words (read from the title only), the first place first
         if all(h.common for h in group):
             return (1, 1, best.order, best.start)
         return (all(h.shape for h in group), 0, -max(h.size for h in group), best.order, best.start)
