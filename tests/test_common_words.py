@@ -23,7 +23,7 @@ def spans(name: str, text: str) -> list[str]:
     common = vocabulary(extractive(name))
     assert common is not None
     found = words(text)
-    return [text[found[first].start : found[last].end] for first, last in common_spans(common, found, text)]
+    return [text[found[spot.first].start : spot.end] for spot in common_spans(common, found, text)]
 
 
 def test_only_attributes_named_as_a_common_kind_have_a_vocabulary() -> None:
@@ -41,16 +41,46 @@ def test_names_side_by_side_are_one_value() -> None:
         "Baby & Toddler",
         "Infants, Babies, and Kids",
     ]
-    assert spans("Color", "Black Oxford, White sole") == ["Black", "White"]  # words between: two values
+    assert spans("Color", "Black Oxford with White sole") == ["Black", "White"]  # words between: two values
+
+
+def test_a_colour_in_a_part_of_its_own_is_that_part() -> None:
+    # Variant titles write a colour's full name between separators; the leading part is the brand and product.
+    assert spans("Color", "Crocs Women's Jayna Ballet Flat,Nautical Navy,4 M US") == ["Nautical Navy"]
+    assert spans("Color", "Tommie Copper Face Masks - Black and Cobalt Blue") == ["Black and Cobalt Blue"]
+    assert spans("Color", "Black Face Mask, 5 Pcs") == ["Black"]  # the leading part is not a colour's
+    assert spans("Color", "Philips Toothbrush, Lunar Blue HX9957/51") == ["Blue"]  # a part with a number is no name
+    assert spans("Color", "Face Mask, Breathable Black Cotton Cover For Adults") == ["Black"]  # a long part
+    # A part that repeats a colour is words scraped together (WDC-PAVE's title tails), not a colour's name.
+    assert spans("Color", "Rubbermaid Trash Cart w/ 1200-lb Capacity, Black Black Capacity") == ["Black", "Black"]
+
+
+def test_a_colour_that_is_also_something_else_counts_only_alone_in_its_part() -> None:
+    assert spans("Color", "Seventh Generation Laundry Detergent, Free & Clear, 100 oz") == []
+    assert spans("Color", "Eminence Tropical Vanilla Day Cream SPF 32, 2 Ounce") == []
+    assert spans("Color", "Australian Gold Sunscreen Lotion SPF 15, 8 Ounce") == []
+    assert spans("Color", "Mrs. Meyer's Detergent, Lavender Scent, 64 oz") == []
+    assert spans("Color", "Fila Men's Original Tennis, Cream/E.Navy, 11 M US") == ["Cream/E.Navy"]
+    assert spans("Color", "Piave Golden Plated Toothbrush, Gold") == ["Gold"]
 
 
 def test_amounts_in_the_attributes_units_only_and_never_inside_a_part_number() -> None:
-    assert spans("Net content", "Nescafe Espresso, 3.5oz/100g (Pack of 3)") == ["3.5oz", "100g"]
+    assert spans("Net content", "Nescafe Espresso, 3.5oz/100g (Pack of 3)") == ["3.5oz/100g"]
+    assert spans("Net content", "Coffee 12 oz (Pack of 2), 5 lb") == ["12 oz", "5 lb"]
     assert spans("Net content", "Drive 300GB") == []  # gigabytes are no net content
     assert spans("Capacity", "HP 146-GB 15K SAS") == ["146-GB"]
     assert spans("Thermal Design Power", "HP 750W Power Supply 00W1306 CR272 w/F9541") == ["750W"]
     assert spans("Capacity", 'Boos Dunnage Rack 36"L, Advance Tabco 9-1-24-24L Sink') == []
     assert spans("Cache", "Xeon 2.4GHz 8MB 146GB") == ["8MB"]
+
+
+def test_an_amount_and_its_equivalent_are_one_value() -> None:
+    assert spans("Net content", "Neutrogena Body Mist Spray 5 Ounce (148ml)") == ["5 Ounce (148ml)"]
+    assert spans("Net content", "OxiClean Spray, 21.5 fl oz (636 ml) (Pack of 2)") == ["21.5 fl oz (636 ml)"]
+    assert spans("Net content", "Mary Kay Cc Cream 1 FL. oz/ 29 ml") == ["1 FL. oz/ 29 ml"]
+    assert spans("Volume", "Conditioner 250 mL / 8.45 Fl Oz.") == ["250 mL / 8.45 Fl Oz"]
+    assert spans("Net content", "Coffee 12 oz 340 g") == ["12 oz", "340 g"]  # nothing sets them beside each other
+    assert spans("Net content", "Hills Bros. Cappuccino (16 Ounces) (16 Ounce)") == ["16 Ounces", "16 Ounce"]
 
 
 def test_without_a_pool_the_title_common_words_are_candidates() -> None:
@@ -78,7 +108,7 @@ def test_what_the_pool_found_keeps_its_evidence() -> None:
         for i in range(3)
     ]
     got = EvidenceMatcher(tax, pool).candidates(Product("x", "Kors Pump, Black Patent"), tax.categories["shoes"])
-    # The dictionary's longer entry first, with its source; the common word is a rival after it.
-    assert [(e.value, e.matched) for e in got["color"]] == [("Black Patent", "dictionary"), ("Black", "common")]
+    # The dictionary's entry, with its source: the common colour's part is the same value, not a rival.
+    assert [(e.value, e.matched) for e in got["color"]] == [("Black Patent", "dictionary")]
     black_patent: Evidence = got["color"][0]
     assert black_patent.source == "pool"

@@ -141,6 +141,15 @@ def test_amounts_support_the_values_whose_range_holds_them() -> None:
     assert values(found(tax, "Card 16 GB"), "memory") == ["Up to 16 GB"]
 
 
+def test_fluid_ounces_are_ounces() -> None:
+    tax = taxonomy(closed("capacity", "Up to 16 oz", "17-32 oz"))
+    for title in ("Bottle 20 fl oz", "Bottle 20 FL. oz", "Bottle 20Fl.oz"):
+        got = found(tax, title)
+        assert values(got, "capacity") == ["17-32 oz"], title
+        assert got["capacity"][0].spans[0].text.startswith("20"), title
+    assert values(found(tax, "Bottle 20 fl, oz"), "capacity") == []  # a comma between: no unit
+
+
 # --- the pool: its dictionary and rules -----------------------------------------------------------------------------
 
 

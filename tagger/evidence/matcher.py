@@ -305,9 +305,9 @@ class EvidenceMatcher:
     def _common(compiled: CompiledCategory, found: list[Word], where: tuple[str, str, int]) -> list[_Hit]:
         """Extractive attributes' words and amounts common to every catalog (a gender, a colour, "12 oz")."""
         return [
-            _words_hit(handle, None, "text", found, first, last, where, common=True)
+            _words_hit(handle, None, "text", found, spot.first, spot.last, where, common=True, end=spot.end)
             for handle, common in compiled.vocabularies.items()
-            for first, last in common_spans(common, found, where[1])
+            for spot in common_spans(common, found, where[1])
         ]
 
     def _field_named(self, compiled: CompiledCategory, name: str, text: str, order: int) -> list[_Hit]:
@@ -382,10 +382,12 @@ def _words_hit(
     where: tuple[str, str, int],
     shape: bool = False,
     common: bool = False,
+    end: int | None = None,
 ) -> _Hit:
-    """The hit of words first..last of a field (`where`: its name, its text, its place)."""
+    """The hit of words first..last of a field (`where`: its name, its text, its place), ending at `end` where a
+    closing mark belongs to it."""
     name, text, order = where
-    start, end = found[first].start, found[last].end
+    start, end = found[first].start, found[last].end if end is None else end
     spelled = tuple(w.norm for w in found[first : last + 1])
     return _Hit(handle, value, source, name, order, first, last, start, end, text[start:end], spelled,
                 shape=shape, common=common)  # fmt: skip

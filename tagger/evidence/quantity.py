@@ -97,8 +97,20 @@ def amounts(words: Sequence[Word], text: str) -> list[Amount]:
             found.append(Amount(float(word.norm), UNITS[nxt.norm], i, i + 1))
             continue
         after = words[i + 2] if i + 2 < len(words) else None
+        if nxt is not None and after is not None and _fluid_ounce(word, nxt, after, text):
+            found.append(Amount(float(word.norm), "oz", i, i + 2))  # "8 fl oz", "1.0Fl.oz", "32 fl. oz"
+            continue
         if nxt is not None and after is not None and is_number(nxt.norm) and after.norm in UNITS:
             gap = text[word.end : nxt.start].strip().lower()
             if gap in ("-", "\u2013", "to"):  # "3-5 years": the first number has the second's unit
                 found.append(Amount(float(word.norm), UNITS[after.norm], i, i))
     return found
+
+
+def _fluid_ounce(number: Word, fl: Word, oz: Word, text: str) -> bool:
+    return (
+        fl.norm == "fl"
+        and UNITS.get(oz.norm) == "oz"
+        and fl.start - number.end <= 1
+        and text[fl.end : oz.start].strip() in ("", ".")
+    )

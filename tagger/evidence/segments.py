@@ -10,22 +10,19 @@ one.
 
 from __future__ import annotations
 
-import re
-
-from tagger.evidence.text import words
+from tagger.evidence.text import SEPARATOR, words
 from tagger.product import Product
 from tagger.records import Evidence, Span
 from tagger.taxonomy import Category, Taxonomy
 
 MAX_WORDS = 4
-_SEPARATOR = re.compile(r"\s[-|/\u2013\u2014~]\s|[,;:()\[\]|]")
 
 
 def leading_segment(product: Product, category: Category, candidates: dict[str, list[Evidence]]) -> Span | None:
     """The title's leading words up to the first boundary, or None when the title starts with a boundary or the
     segment is longer than MAX_WORDS."""
     title = product.title
-    cut = _SEPARATOR.search(title)
+    cut = SEPARATOR.search(title)
     head = title[: cut.start()] if cut else title
     starts = {s.start for found in candidates.values() for e in found for s in e.spans if s.field == "title"}
     named = {w.norm for level in category.path for w in words(level)}

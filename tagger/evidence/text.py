@@ -16,6 +16,8 @@ from typing import NamedTuple
 # A number (with its separators), a run of letters (with inner apostrophes: "men's", "o'neill"), or "&".
 _WORD = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['\u2019][^\W\d_]+)*['\u2019]?|&")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")
+# What parts a title: a comma, a bracket, a colon, or a dash, bar or slash between spaces ("Shoe, Black - Size 9").
+SEPARATOR = re.compile(r"\s[-|/\u2013\u2014~]\s|[,;:()\[\]|]")
 
 
 class Word(NamedTuple):  # a tuple: texts have many words, and a frozen dataclass is slow to make
