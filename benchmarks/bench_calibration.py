@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from tagger.calibrate import Calibration  # noqa: E402
 from tagger.calibrate.fit import Observation, fit, observations  # noqa: E402
-from tagger.evals.metrics import expected_calibration_error  # noqa: E402
+from tagger.evals.metrics import calibration_noise, expected_calibration_error  # noqa: E402
 from tagger.evals.output import load_samples  # noqa: E402
 
 
@@ -29,7 +29,7 @@ def _observed(folders: list[Path], left_out: set[str]) -> list[Observation]:
     return [o for folder in folders for o in observations([s for s in load_samples(folder) if s.id not in left_out])]
 
 
-def _ece(calibration: Calibration, judged: list[Observation], categories: bool) -> tuple[float | None, int]:
+def _pairs(calibration: Calibration, judged: list[Observation], categories: bool) -> list[tuple[float, bool]]:
     pairs = []
     for o in judged:
         if o.kind.startswith("category:") != categories:
@@ -37,7 +37,7 @@ def _ece(calibration: Calibration, judged: list[Observation], categories: bool) 
         confidence = calibration.probability(o.kind, o.score)
         if confidence is not None:
             pairs.append((confidence, o.correct))
-    return expected_calibration_error(pairs), len(pairs)
+    return pairs
 
 
 def main() -> None:
@@ -52,16 +52,17 @@ def main() -> None:
         fits, _, judged = dirs.partition(":")
         sets[name] = ([Path(d) for d in fits.split(",")], [Path(d) for d in judged.split(",")])
     shipped = fit([o for fits, _ in sets.values() for o in _observed(fits, left_out)])
-    print("| dev set | values: ECE shipped / own (n) | categories: ECE shipped / own (n) |")
+    # noise: what a perfectly calibrated confidence would show on as many values at the shipped confidences
+    print("| dev set | values: ECE shipped / own (n; noise) | categories: ECE shipped / own (n; noise) |")
     print("|---|---|---|")
     for name, (fits, judged_dirs) in sets.items():
         own = fit(_observed(fits, left_out))
         judged = _observed(judged_dirs, set())
         cells = []
         for categories in (False, True):
-            a, n = _ece(shipped, judged, categories)
-            b, _ = _ece(own, judged, categories)
-            cells.append(f"{_fmt(a)} / {_fmt(b)} ({n})")
+            pairs = _pairs(shipped, judged, categories)
+            a, b = expected_calibration_error(pairs), expected_calibration_error(_pairs(own, judged, categories))
+            cells.append(f"{_fmt(a)} / {_fmt(b)} ({len(pairs)}; {_fmt(calibration_noise(pairs))})")
         print(f"| {name} | {cells[0]} | {cells[1]} |")
 
 

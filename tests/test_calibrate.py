@@ -16,7 +16,7 @@ from tagger.calibrate import Calibration, Curve, category_kind, hold_below, load
 from tagger.calibrate.fit import MIN_BLOCK, Observation, fit, isotonic
 from tagger.cli import app
 from tagger.errors import TaggerError
-from tagger.evals.metrics import expected_calibration_error, precision_coverage, reliability
+from tagger.evals.metrics import calibration_noise, expected_calibration_error, precision_coverage, reliability
 from tagger.evals.samples import Gold, spans_hold, value_scores
 from tagger.pipeline import Tagger
 from tagger.product import Product
@@ -145,6 +145,15 @@ def test_ece_reliability_and_coverage_by_hand() -> None:
     assert rows[0] == (0.0, 1.0, 10 / 14)
     assert rows[1] == (0.5, 10 / 14, 0.9)
     assert rows[2] == (0.99, 0.0, None)
+
+
+def test_calibration_noise_is_the_ece_of_a_calibrated_confidence_by_chance() -> None:
+    # Two values at 0.5, one bin: right 0, 1 or 2 times with chances 1/4, 1/2, 1/4, so ECE 0.5, 0 or 0.5: mean 0.25.
+    assert calibration_noise([(0.5, True)] * 2, draws=4000) == pytest.approx(0.25, abs=0.02)
+    assert calibration_noise([(1.0, True)] * 50) == 0.0  # certain values are never wrong by chance
+    few, many = calibration_noise([(0.7, True)] * 100), calibration_noise([(0.7, True)] * 2500)
+    assert few is not None and many is not None and many < few / 3  # the noise falls as 1 / sqrt(n)
+    assert calibration_noise([]) is None
 
 
 def test_value_scores_and_span_checks() -> None:

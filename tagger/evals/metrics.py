@@ -19,7 +19,9 @@ Definitions (also in README.md, "Metrics"):
   attributes (right: the value is one of the gold's) or the categories: values binned by confidence in 10 equal
   bins, sum over bins of |hit rate - mean confidence| weighted by the bin's share. Values without a confidence are
   left out; attribute_confidence_coverage says what share had one.
-  The report adds a reliability diagram and a precision-coverage table over the confidence.
+  The report adds a reliability diagram, a precision-coverage table over the confidence, and beside each ECE its
+  noise: what a perfectly calibrated confidence would show on as many values at the same confidences (not a
+  registered metric: a bootstrap over it would draw 200 times per resample).
 - latency_p50_s / latency_p95_s, prompt_tokens / completion_tokens (mean per product), products_per_s.
 
 Any attribute metric takes a selector after "@": `attribute_f1@color` scores only color's pairs,
@@ -30,6 +32,7 @@ without one whose gold the input already states (the sample catalog's brand is i
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -184,6 +187,20 @@ def expected_calibration_error(pairs: Sequence[tuple[float, bool]]) -> float | N
     if not pairs:
         return None
     return sum(abs(hit - mean) * n for mean, hit, n in reliability(pairs)) / len(pairs)
+
+
+def calibration_noise(pairs: Sequence[tuple[float, bool]], draws: int = 200, seed: int = 0) -> float | None:
+    """The ECE that a perfectly calibrated confidence shows on these values by chance: the mean ECE over `draws`
+    draws in which each value is right with its confidence's probability. An ECE near it is sampling noise (on 100
+    values it is several points), one far above it a miscalibration."""
+    if not pairs:
+        return None
+    rng = random.Random(seed)
+    confidences = [c for c, _ in pairs]
+    total = 0.0
+    for _ in range(draws):
+        total += expected_calibration_error([(c, rng.random() < c) for c in confidences]) or 0.0
+    return total / draws
 
 
 def value_confidences(samples: Sequence[ScoredSample]) -> list[tuple[float, bool]]:

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from tagger.evals.dataset import UnmappedSummary, unmapped_summary
 from tagger.evals.metrics import (
     attribute_counts,
+    calibration_noise,
     category_confidences,
     expected_calibration_error,
     precision_coverage,
@@ -226,7 +227,9 @@ def _confidence_section(run: EvalRun, diagram: str | None) -> list[str]:
         f"## Confidence ({run.name})",
         "",
         f"ECE: values {_fmt(expected_calibration_error(values))} ({len(values)} with a confidence), "
-        f"categories {_fmt(expected_calibration_error(categories))} ({len(categories)}).",
+        f"categories {_fmt(expected_calibration_error(categories))} ({len(categories)}). A perfectly calibrated "
+        f"confidence would show {_fmt(calibration_noise(values))} and {_fmt(calibration_noise(categories))} on "
+        "these by chance (the mean of 200 draws, each value right with its confidence's probability).",
         "",
         "| kind | values | mean confidence | right |",
         "|---|---|---|---|",
