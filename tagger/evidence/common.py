@@ -126,13 +126,14 @@ def _color_parts(
     parts: list[tuple[int, int]] = []
     loose: list[tuple[int, int]] = []
     for first, last in spans:
+        other_sense = all(w.norm in vocabulary.other_senses for w in found[first : last + 1])
         part = _part(found, text, first, last)
         if part is not None and _repeats(found, [s for s in spans if part[0] <= s[0] and s[1] <= part[1]]):
             part = None  # "Black Black Capacity", "Navy Blue Polyethylene Blue": words scraped together, no name
-        if part is not None and (part == (first, last) or not _other_sense(vocabulary, found[first : last + 1])):
+        if part is not None and (part == (first, last) or not other_sense):
             if part not in parts:  # two colours of one part ("Black and Cobalt Blue") are that part once
                 parts.append(part)
-        elif not _other_sense(vocabulary, found[first : last + 1]):
+        elif not other_sense:
             loose.append((first, last))
     return parts or loose
 
@@ -140,10 +141,6 @@ def _color_parts(
 def _repeats(found: Sequence[Word], spans: list[tuple[int, int]]) -> bool:
     norms = [w.norm for first, last in spans for w in found[first : last + 1]]
     return len(norms) != len(set(norms))
-
-
-def _other_sense(vocabulary: Vocabulary, name: Sequence[Word]) -> bool:
-    return all(w.norm in vocabulary.other_senses for w in name)
 
 
 def _part(found: Sequence[Word], text: str, first: int, last: int) -> tuple[int, int] | None:
