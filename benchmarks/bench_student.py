@@ -23,6 +23,8 @@ The category is the gold one (the eval protocol of attribute extraction); record
   chooses among rival candidates), with the embedded model or the student as the model.
 - `base-evidence-extract`, `student-evidence-extract`: the same, and the model copies a span for each attribute no
   candidate was found for (`--extract`).
+- `spans-evidence`: the default pipeline with the span student (`bench_train.py spans`) deciding extractive
+  attributes where it marks a value.
 - `distilled`: the student `distill` trained on the teacher's labels, `--attributes model`. The teacher on these
   products is `base-evidence` (the default pipeline with the pool as examples, the category given); `agree` compares
   the two arms' stored records (records-ARM.jsonl).
@@ -57,6 +59,7 @@ ALL_ARMS = [
     "base-evidence-extract",
     "student-evidence-extract",
     "distilled",
+    "spans-evidence",
 ]
 
 
@@ -146,6 +149,7 @@ def _arm(name: str, dataset: str, pool: Any, taxonomy: Any) -> Any:
         narrowing=Narrowing(shortlist=0, example_k=3),
         attributes="evidence" if evidence else "model",
         extract=name.endswith("-extract"),
+        spans=folder / "spans" if name.startswith("spans") else None,
     )
     # The pool feeds the evidence (its dictionary) and, for the examples arms, the prompt's few-shot examples.
     return build_tagger(spec, taxonomy=taxonomy, pool=pool if (evidence or shots) else None)

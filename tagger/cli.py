@@ -137,6 +137,13 @@ ExtractOpt = Annotated[
         "strong model (the embedded one copies whole titles)",
     ),
 ]
+SpansOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--spans",
+        help="A span student's folder (tagger train-spans): it decides the extractive attributes it learned",
+    ),
+]
 JudgeOpt = Annotated[
     bool,
     typer.Option(
@@ -202,6 +209,7 @@ def _spec(
     min_confidence: float | None = None,
     extract: bool = False,
     judge: bool = True,
+    spans: Path | None = None,
 ) -> TaggerSpec:
     backend_spec = BackendSpec(name=backend, model=model, options=options or {})
     return TaggerSpec(
@@ -216,6 +224,7 @@ def _spec(
         min_confidence=min_confidence,
         extract=extract,
         judge=judge,
+        spans=spans,
     )
 
 
@@ -341,6 +350,7 @@ def tag(
     min_confidence: MinConfidenceOpt = None,
     extract: ExtractOpt = False,
     judge: JudgeOpt = True,
+    spans: SpansOpt = None,
 ) -> None:
     """Tag one product and print its record."""
     product = _product(json_text, title, description, brand)
@@ -359,6 +369,7 @@ def tag(
         min_confidence=min_confidence,
         extract=extract,
         judge=judge,
+        spans=spans,
     )
     tagger = build_tagger(spec)
     try:
@@ -412,6 +423,7 @@ def generate(
     min_confidence: MinConfidenceOpt = None,
     extract: ExtractOpt = False,
     judge: JudgeOpt = True,
+    spans: SpansOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, errors only")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every batch and reject")] = False,
     engine: Annotated[
@@ -470,6 +482,7 @@ def generate(
         min_confidence=min_confidence,
         extract=extract,
         judge=judge,
+        spans=spans,
     )
     options = RunOptions(fmt, columns, limit, batch_size, restart, rejects)
     result_cache = None if no_cache else ResultCache(cache or default_cache_path())
@@ -640,10 +653,11 @@ def _register_eval_commands() -> None:
     from tagger.review.cli import review_app
 
     app.add_typer(review_app, name="review")
-    from tagger.train.cli import distill_command, train_command
+    from tagger.train.cli import distill_command, train_command, train_spans_command
 
     app.command("train")(train_command)
     app.command("distill")(distill_command)
+    app.command("train-spans")(train_spans_command)
 
 
 _register_eval_commands()

@@ -41,6 +41,7 @@ from tagger.validate import AnswerError, read_attributes, read_category
 if TYPE_CHECKING:  # retrieval needs numpy and sentence-transformers: only those who use it import it
     from tagger.evidence import EvidenceMatcher
     from tagger.evidence.judge import PoolJudge
+    from tagger.evidence.spans import SpanStudent
     from tagger.retrieval.examples import ExamplePool, PoolItem
     from tagger.retrieval.shortlist import Shortlister
 
@@ -94,6 +95,7 @@ class Tagger:
         judge: PoolJudge | None = None,
         infer: bool = False,
         extract: bool = False,
+        spans: SpanStudent | None = None,
         calibration: Calibration | None = None,
         min_confidence: float | None = None,
     ) -> None:
@@ -112,6 +114,7 @@ class Tagger:
         self.judge = judge if evidence is not None else None
         self.infer = infer and evidence is not None  # without evidence the model fills every attribute anyway
         self.extract = extract and evidence is not None
+        self.spans = spans if evidence is not None else None
         self.calibration = calibration
         if min_confidence is not None and calibration is None:
             raise ValueError("a minimum confidence needs a calibration: without one no value has a confidence")
@@ -125,6 +128,7 @@ class Tagger:
                         *([self.judge.name] if self.judge else []),
                         *(["infer"] if self.infer else []),
                         *(["extract"] if self.extract else []),
+                        *([f"spans={self.spans.name}"] if self.spans else []),
                     ]
                 )
             )
@@ -382,6 +386,9 @@ class Tagger:
             candidates = self.evidence.candidates(item.product, item.category)
             if self.judge is not None:  # the pool's judge leaves one value per single-valued attribute: no rivals
                 candidates = self.judge.judge(item.product, item.category, candidates)
+            if self.spans is not None:  # the span student decides the extractive attributes it learned
+                attributes = self.taxonomy.attributes_for(item.category.id)
+                candidates = self.spans.decide(item.product, item.category, attributes, candidates)
             for attribute in self.taxonomy.attributes_for(item.category.id):
                 found = candidates.get(attribute.handle, [])
                 if len({e.value for e in found}) > 1 and not attribute.multi:

@@ -27,6 +27,9 @@ class Span(BaseModel):
     text: str
 
 
+Matched = Literal["name", "field", "dictionary", "rule", "shape", "common", "segment", "model", "student"]
+
+
 class Evidence(BaseModel):
     """Why one attribute value is in a record."""
 
@@ -38,13 +41,14 @@ class Evidence(BaseModel):
     # attribute, a value of the pool's dictionary, one of the pool's n-gram rules, a shape the pool's labels have
     # (identifiers, amounts), a word or amount common to every catalog for an extractive attribute (a gender, a
     # colour, "12 oz": tagger.evidence.common), the title's leading words (segment: offered only to the pool's
-    # judge), or the model.
-    matched: Literal["name", "field", "dictionary", "rule", "shape", "common", "segment", "model"] | None = None
+    # judge), the model, or the span student (tagger.evidence.spans).
+    matched: Matched | None = None
     # Who settled it: the evidence alone (no rival), the model (a choice among rivals, or, for an inferred value,
     # the model's guess), the model's span (an extractive value no candidate offered: the model copied it from the
     # text, and `spans` say where the text states it), or the judge learned from the labeled pool
-    # (tagger.evidence.judge), which chose it among its rivals and kept it as more likely right than not worth it.
-    decided: Literal["evidence", "model", "span", "judge"] = "evidence"
+    # (tagger.evidence.judge), which chose it among its rivals and kept it as more likely right than not worth it,
+    # or the span student, which marked it in the text.
+    decided: Literal["evidence", "model", "span", "judge", "student"] = "evidence"
     # What was measured before calibration: the model's probability of choosing the value, the pool's precision for
     # the pattern that found it, or the judge's probability; None for a name stated in the text with no rival.
     score: float | None = None

@@ -143,3 +143,10 @@ def test_tagger_threads_caps_blas_and_openmp() -> None:
     extra threads spin. Unset: their defaults."""
     assert _threads("1", build=True) == {"blas": 1, "openmp": 1}
     assert _threads("", build=True) == _threads("", build=False)
+
+
+def test_an_evals_span_student_is_read_from_the_data_root(tmp_path: Path) -> None:
+    config = load_config(ROOT / "evals" / "oa-mine.yaml")
+    config.pipeline.spans = "{data_root}/students/oa-spans"
+    assert tagger_spec(config, tmp_path).spans == tmp_path / "students" / "oa-spans"
+    assert tagger_spec(load_config(ROOT / "evals" / "oa-mine.yaml"), tmp_path).spans is None

@@ -72,7 +72,8 @@ class Calibration(BaseModel):
 
 def value_kind(evidence: Evidence) -> str:
     """inferred; text:span (the model copied it from the text); text:model / pool:model (the model chose it among
-    rivals); judge (the pool's judge decided it); pool (a pattern the pool measured);
+    rivals); judge (the pool's judge decided it); text:student (the span student marked it); pool (a pattern the
+    pool measured);
     text:common (a word or amount common to every catalog, for an extractive attribute: tagger.evidence.common);
     text:title / text:description / text:field (a name the text states, with no rival)."""
     if evidence.source == "inferred":
@@ -81,6 +82,8 @@ def value_kind(evidence: Evidence) -> str:
         return "judge"
     if evidence.decided == "span":
         return "text:span"
+    if evidence.decided == "student":
+        return "text:student"
     if evidence.decided == "model":
         return f"{evidence.source}:model"
     if evidence.source == "pool":

@@ -57,6 +57,7 @@ class PipelineConfig(_Strict):
     tree: bool = False  # choose level by level down the taxonomy (alone: not with a shortlist or examples)
     attributes: Literal["evidence", "model"] = "evidence"  # as tagger.build.TaggerSpec.attributes
     judge: bool = True  # as tagger.build.TaggerSpec.judge: with a pool, its judge decides the values
+    spans: str | None = None  # as --spans: a span student's folder ("{data_root}" replaced; relative to this YAML)
 
 
 class SampleConfig(_Strict):

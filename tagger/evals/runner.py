@@ -119,6 +119,7 @@ def tagger_spec(config: EvalConfig, data_root: Path, template: str | None = None
         ),
         attributes=pipeline.attributes,
         judge=pipeline.judge,
+        spans=Path(config.resolve(pipeline.spans, data_root)) if pipeline.spans else None,
     )
 
 

@@ -156,6 +156,13 @@ class BertEncoder:
             out[chunk] = self._encode_batch([ids[i] for i in chunk])
         return out
 
+    def states(self, ids: Sequence[int], type_ids: Sequence[int]) -> Array:
+        """The last layer's vector of every token of one encoded sequence (a sentence pair's type ids given)."""
+        tokens = np.asarray([ids], dtype=np.int64)
+        x = self._hidden(tokens, np.ones(tokens.shape, dtype=np.float32), np.asarray([type_ids], dtype=np.int64))
+        first: Array = x[0]
+        return first
+
     def _encode_batch(self, ids: list[list[int]]) -> Array:
         width = max(len(row) for row in ids)
         tokens = np.zeros((len(ids), width), dtype=np.int64)
@@ -163,17 +170,22 @@ class BertEncoder:
         for i, row in enumerate(ids):
             tokens[i, : len(row)] = row
             mask[i, : len(row)] = 1.0
-        x = self.word[tokens] + self.position[:width] + self.token_type[0]
-        x = _layer_norm(x, *self.embed_ln, self.eps)
-        # Padding keys get a large negative score, so they take no attention.
-        bias = ((1.0 - mask) * np.float32(-1e30))[:, None, None, :]
-        for layer in self.layers:
-            x = self._layer(x, bias, layer)
+        x = self._hidden(tokens, mask, np.zeros(tokens.shape, dtype=np.int64))
         summed = (x * mask[:, :, None]).sum(axis=1)
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         result: Array = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
         return result
+
+    def _hidden(self, tokens: npt.NDArray[np.int64], mask: Array, types: npt.NDArray[np.int64]) -> Array:
+        width = tokens.shape[1]
+        x = self.word[tokens] + self.position[:width] + self.token_type[types]
+        x = _layer_norm(x, *self.embed_ln, self.eps)
+        # Padding keys get a large negative score, so they take no attention.
+        bias = ((1.0 - mask) * np.float32(-1e30))[:, None, None, :]
+        for layer in self.layers:
+            x = self._layer(x, bias, layer)
+        return x
 
     def _layer(self, x: Array, bias: Array, layer: _Layer) -> Array:
         batch, width, hidden = x.shape

@@ -144,6 +144,47 @@ def distill_command(
     _train_job(labels.pool, output, settings, student, base, gguf_type, fresh, quiet, not no_export, Ranks())
 
 
+def train_spans_command(
+    pool: Annotated[Path, typer.Argument(help="Labeled products (JSONL): a review export, gold, a teacher's labels")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The span student's folder")],
+    taxonomy: TaxonomyOpt = None,
+    epochs: Annotated[int, typer.Option(help="At most this many passes over the training part")] = 15,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate")] = 3e-4,
+    batch_size: Annotated[int, typer.Option(help="Products per optimizer step")] = 16,
+    validation: ValidationOpt = 0.1,
+    patience: Annotated[int, typer.Option(help="Epochs without a better held-out F1 before stopping")] = 3,
+    seed: SeedOpt = 0,
+    threshold: Annotated[float, typer.Option(help="Runs of words less probable than this are not written")] = 0.5,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fine-tune MiniLM to mark each extractive attribute's value in a product's text (the span student): use it
+    with `tagger generate --spans DIR`. Bad rows are reported and skipped."""
+    from tagger.retrieval.embeddings import model_folder
+    from tagger.taxonomy import load_taxonomy
+    from tagger.train.pool import read_pool
+    from tagger.train.spans import SpanSettings, train_spans
+
+    if not pool.is_file():
+        raise TaggerError(f"training pool not found: {pool}")
+    if not 0 <= validation < 1 or epochs < 1 or batch_size < 1 or not 0 <= threshold <= 1:
+        raise TaggerError("--validation in [0, 1), --epochs and --batch-size >= 1, --threshold in [0, 1]")
+    chosen = load_taxonomy(taxonomy)
+    read = read_pool(pool, chosen)
+    for problem in read.problems:
+        err.print(f"[yellow]skipped[/yellow] {escape(str(problem))}", highlight=False)
+    settings = SpanSettings(epochs, lr, batch_size, validation, patience, seed, threshold=threshold)
+
+    def shown(epoch: int, total: int, figures: dict[str, float]) -> None:
+        if not quiet:
+            held = ", ".join(f"{k.removeprefix('validation_')} {v:.4f}" for k, v in figures.items() if "valid" in k)
+            err.print(f"epoch {epoch}/{total}: loss {figures['loss']:.4f}" + (f"; held out: {held}" if held else ""))
+
+    report = train_spans(read.items, chosen, output, settings, model_folder(), read.sha256, shown)
+    facts = {"model_dir": str(output), "skipped": len(read.problems), **report.__dict__}
+    (output / "training.json").write_text(json.dumps(facts, indent=1), encoding="utf-8")
+    typer.echo(json.dumps({k: v for k, v in facts.items() if k != "history"}))
+
+
 def _settings(**values: Any) -> Settings:
     from pydantic import ValidationError
 

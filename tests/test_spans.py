@@ -1,0 +1,216 @@
+"""The span student (`tagger train-spans`, tagger.evidence.spans): a real MiniLM fine-tuned for a few seconds on the
+OA-Mine fixture rows, read back by the numpy encoder, run inside the default pipeline; its decoding and label
+alignment on their own."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from tagger.build import Narrowing, TaggerSpec, build_tagger
+from tagger.clean import Cleaner
+from tagger.errors import TaggerError
+from tagger.evidence.spans import JOIN, Marked, SpanStudent, best_runs, read_runs, student_text, to_evidence
+from tagger.product import Product
+from tagger.records import TagRecord
+from tagger.retrieval.embeddings import model_folder
+from tagger.taxonomy import Attribute, load_taxonomy
+from tagger.train.pool import read_pool
+from tagger.train.spans import word_labels
+
+ROOT = Path(__file__).resolve().parents[1]
+OA_MINE = ROOT / "tests" / "fixtures" / "oa-mine.jsonl"
+OA_TAXONOMY = str(ROOT / "evals" / "taxonomies" / "oa-mine.yaml")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A span student trained on the 30 fixture rows plus two bad ones (no validation share: it learns them all)."""
+    work = tmp_path_factory.mktemp("spans")
+    pool = work / "pool.jsonl"
+    bad = [
+        {"id": "lost", "title": "A thing", "category_path": ["No Such Type"]},
+        {"id": "outside", "title": "Tea", "category_path": ["Tea"], "attributes": {"Wingspan": ["3 m"]}},
+    ]
+    pool.write_text(OA_MINE.read_text() + "".join(json.dumps(row) + "\n" for row in bad))
+    out = work / "student"
+    command = [sys.executable, "-m", "tagger", "train-spans", str(pool), "-o", str(out), "-t", OA_TAXONOMY]
+    command += ["--epochs", "25", "--validation", "0", "--lr", "1e-3", "--batch-size", "8"]
+    env = {**os.environ, "TAGGER_THREADS": "2", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True, timeout=900)
+    return out, done
+
+
+def test_bad_rows_are_reported_and_skipped(trained: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, done = trained
+    assert "lost" in done.stderr and "not in taxonomy" in done.stderr
+    assert "outside" in done.stderr and "'Wingspan' is not one of its category's" in done.stderr
+    facts = json.loads((out / "training.json").read_text())
+    assert facts["skipped"] == 2 and facts["train"] == 30
+    assert facts["values_marked"] > 100  # the fixture's gold values found in the text and labeled
+
+
+def test_the_student_marks_the_values_it_learned(trained: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    """On the products it trained on, the student finds most gold values, each a checkable span of the text."""
+    out, _ = trained
+    taxonomy = load_taxonomy(OA_TAXONOMY)
+    student = SpanStudent(out)
+    pool = read_pool(OA_MINE, taxonomy)
+    cleaner = Cleaner()
+    right = total = 0
+    for item in pool.items:
+        product = cleaner.clean(item.product).product
+        found = student.find(product, item.category, taxonomy.attributes_for(item.category.id))
+        for evidence in found:
+            span = evidence.spans[0]
+            field = product.title if span.field == "title" else product.description
+            assert field[span.start : span.end] == span.text == evidence.value
+            assert evidence.decided == "student" and evidence.score is not None and evidence.score >= 0.5
+        got = {(e.attribute, e.value.casefold()) for e in found}
+        gold = {(h, v.casefold()) for h, vs in item.attributes.items() for v in vs}
+        right += len(got & gold)
+        total += len(gold)
+    assert right / total > 0.6, (right, total)
+
+
+def test_the_numpy_encoder_computes_the_trained_models_states(
+    trained: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    """Tagging reads the student with numpy: its token states are torch's, sentence pair and token types included."""
+    import numpy as np
+    import torch
+    from transformers import BertModel
+
+    out, _ = trained
+    student = SpanStudent(out)
+    encoding = student.encoder.tokenizer.encode("Tea > Green Tea", "Acme Organic Green Tea, 20 Bags | Sencha leaves")
+    ours = student.encoder.states(encoding.ids, encoding.type_ids)
+    model = BertModel.from_pretrained(str(out), add_pooling_layer=False).eval()
+    with torch.no_grad():
+        ids, types = torch.tensor([encoding.ids]), torch.tensor([encoding.type_ids])
+        theirs = model(input_ids=ids, token_type_ids=types).last_hidden_state[0].numpy()
+    assert ours.shape == theirs.shape
+    assert np.abs(ours - theirs).max() < 1e-3
+    assert set(encoding.type_ids) == {0, 1}
+
+
+def test_the_pipeline_writes_the_students_values(trained: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, _ = trained
+    taxonomy = load_taxonomy(OA_TAXONOMY)
+    spec = TaggerSpec(taxonomy=OA_TAXONOMY, narrowing=Narrowing(shortlist=0), spans=out)
+    tagger = build_tagger(spec, taxonomy=taxonomy)
+    pool = read_pool(OA_MINE, taxonomy)
+    items = pool.items[:6]
+    records = tagger.tag_batch([i.product for i in items], [i.category for i in items])
+    tagger.close()
+    students = 0
+    for record, item in zip(records, items, strict=True):
+        assert isinstance(record, TagRecord)
+        assert f"spans={out.name}@" in record.provenance.strategy
+        for evidence in record.evidence:
+            assert evidence.value in record.attributes[evidence.attribute]
+            students += evidence.decided == "student"
+            if evidence.decided == "student":
+                assert evidence.value.casefold() in item.product.title.casefold()
+    assert students >= 6  # a brand at least on each
+
+
+def test_a_folder_that_is_no_student_is_refused(tmp_path: Path) -> None:
+    spec = TaggerSpec(taxonomy=OA_TAXONOMY, narrowing=Narrowing(shortlist=0), spans=tmp_path)
+    with pytest.raises(TaggerError, match="not a span student's folder"):
+        build_tagger(spec, load_model=False)
+
+
+def test_runs_are_read_from_bio_labels() -> None:
+    words = [
+        (0, 5, "B-brand", 0.9),
+        (6, 10, "I-brand", 0.7),
+        (11, 14, "I-flavor", 0.8),  # an I- of another attribute starts its own run
+        (15, 17, "O", 0.99),
+        (18, 22, "B-flavor", 0.6),
+        (23, 27, "B-flavor", 0.4),  # B- after B- of the same attribute: a new run
+    ]
+    runs = read_runs(words)
+    assert [(r.attribute, r.start, r.end) for r in runs] == [
+        ("brand", 0, 10),
+        ("flavor", 11, 14),
+        ("flavor", 18, 22),
+        ("flavor", 23, 27),
+    ]
+    assert runs[0].score == pytest.approx(0.8)
+
+
+def test_best_runs_keep_one_value_of_a_single_valued_attribute() -> None:
+    text = "Acme Cola, Lime (12 Pack)"
+    brand = Attribute(handle="brand", name="Brand", extractive=True)
+    tags = Attribute(handle="tags", name="Tags", extractive=True, multi=True)
+    runs = [
+        Marked("brand", 0, 4, (0.9,)),
+        Marked("brand", 5, 9, (0.95,)),
+        Marked("tags", 11, 15, (0.6,)),
+        Marked("tags", 17, 24, (0.7,)),
+        Marked("tags", 9, 10, (0.99,)),  # ",": no letter or digit
+        Marked("flavor", 11, 15, (0.9,)),  # not asked
+        Marked("tags", 0, 4, (0.3,)),  # below the threshold
+    ]
+    kept = best_runs(runs, [brand, tags], text, 0.5)
+    assert sorted((r.attribute, text[r.start : r.end]) for r in kept) == [
+        ("brand", "Cola"),
+        ("tags", "12 Pack"),
+        ("tags", "Lime"),
+    ]
+
+
+def test_evidence_lands_on_its_field() -> None:
+    product = Product(id="p", title="Acme Tea", description="Green tea, 20 bags")
+    text = student_text(product)
+    assert text == "Acme Tea" + JOIN + "Green tea, 20 bags"
+    start = text.index("20 bags")
+    found = to_evidence(Marked("count", start, start + 7, (0.8,)), product)
+    assert found is not None and found.spans[0].field == "description"
+    assert product.description[found.spans[0].start : found.spans[0].end] == "20 bags" == found.value
+    across = to_evidence(Marked("name", 5, start, (0.9,)), product)  # from the title into the description
+    assert across is None
+    title = to_evidence(Marked("brand", 0, 4, (0.9,)), product)
+    assert title is not None and title.spans[0].field == "title" and title.value == "Acme"
+
+
+def test_word_labels_mark_each_words_first_piece() -> None:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_folder() / "tokenizer.json"))
+    text = "Crocs Women's Kadeeflat Flat, Raspberry"
+    encoding = tokenizer.encode("Shoes", text)
+    index = {"O": 0, "B-brand": 1, "I-brand": 2, "B-model": 3, "I-model": 4}
+    ranges = [(0, 5, "brand"), (14, 28, "model")]
+    labels = word_labels(encoding, ranges, index)
+    pieces = [
+        (text[start:end], label)
+        for (start, end), label, sequence in zip(encoding.offsets, labels, encoding.sequence_ids, strict=True)
+        if sequence == 1
+    ]
+    # "Crocs" is the pieces Cr, oc, s: the first carries the word's label, the others take no loss (-100).
+    assert pieces[:3] == [("Cr", 1), ("oc", -100), ("s", -100)]
+    assert [label for _, label in pieces if label != -100] == [1, 0, 0, 0, 3, 4, 0, 0]
+    assert pieces[6:10] == [("Kade", 3), ("ef", -100), ("lat", -100), ("Flat", 4)]  # B- then I- of one value
+
+
+def test_tag_takes_a_span_student(trained: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    """`tagger tag --spans DIR`: retrieval picks the category, the student marks the values."""
+    out, _ = trained
+    title = "Crocs Women's Kadee Flat,Black,7 M US"
+    command = [sys.executable, "-m", "tagger", "tag", "--title", title, "-t", OA_TAXONOMY, "--spans", str(out)]
+    env = {**os.environ, "TAGGER_THREADS": "2", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True, timeout=300)
+    record = json.loads(done.stdout)
+    assert record["category"]["id"] == "shoes"
+    marked = {e["attribute"]: e for e in record["evidence"] if e["decided"] == "student"}
+    assert marked["brand"]["value"] == "Crocs" == record["attributes"]["brand"][0]
+    assert marked["brand"]["spans"] == [{"field": "title", "start": 0, "end": 5, "text": "Crocs"}]
