@@ -214,3 +214,18 @@ def test_tag_takes_a_span_student(trained: tuple[Path, subprocess.CompletedProce
     marked = {e["attribute"]: e for e in record["evidence"] if e["decided"] == "student"}
     assert marked["brand"]["value"] == "Crocs" == record["attributes"]["brand"][0]
     assert marked["brand"]["spans"] == [{"field": "title", "start": 0, "end": 5, "text": "Crocs"}]
+
+
+def test_the_epoch_with_the_best_held_out_f1_is_kept(tmp_path: Path) -> None:
+    """With a held-out share, each epoch's values there are decoded and scored; the best epoch's weights are saved."""
+    from tagger.train.spans import SpanSettings, train_spans
+
+    taxonomy = load_taxonomy(OA_TAXONOMY)
+    pool = read_pool(OA_MINE, taxonomy)
+    settings = SpanSettings(epochs=4, learning_rate=1e-3, batch_size=8, validation=0.3, patience=4)
+    report = train_spans(pool.items, taxonomy, tmp_path / "s", settings, model_folder(), pool.sha256)
+    assert (report.train, report.validation) == (21, 9)
+    f1s = [epoch["validation_f1"] for epoch in report.history]
+    assert len(f1s) == 4 and all(0 <= f1 <= 1 for f1 in f1s)
+    assert f1s[report.best_epoch - 1] == max(f1s) > 0  # it learns something in 4 epochs, and keeps the best
+    assert SpanStudent(tmp_path / "s").threshold == 0.5

@@ -11,12 +11,13 @@ whole words of the cleaned text, with its span, so the validation and the eviden
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from tagger.product import Product
 from tagger.records import Evidence, Span
@@ -74,19 +75,20 @@ def read_runs(words: Sequence[tuple[int, int, str, float]]) -> list[Marked]:
     return runs
 
 
-def best_runs(runs: Sequence[Marked], attributes: Sequence[Attribute], text: str, threshold: float) -> list[Marked]:
-    """Per attribute, its most probable run (every run of a multi-valued one) at or above `threshold`; a run without
-    a letter or digit is no value."""
-    multi = {a.handle: a.multi for a in attributes}
+def most_probable(runs: Sequence[Marked], multi: Collection[str], threshold: float) -> list[Marked]:
+    """Per attribute its most probable run at or above `threshold`; every such run of a multi-valued one."""
     kept: dict[str, list[Marked]] = {}
     for run in sorted(runs, key=lambda r: -r.score):
-        if run.attribute not in multi or run.score < threshold:
-            continue
-        if not any(ch.isalnum() for ch in text[run.start : run.end]):
-            continue
-        if multi[run.attribute] or run.attribute not in kept:
+        if run.score >= threshold and (run.attribute in multi or run.attribute not in kept):
             kept.setdefault(run.attribute, []).append(run)
     return [run for found in kept.values() for run in found]
+
+
+def best_runs(runs: Sequence[Marked], attributes: Sequence[Attribute], text: str, threshold: float) -> list[Marked]:
+    """The runs written for the asked attributes (`most_probable`); a run without a letter or digit is no value."""
+    asked = {a.handle for a in attributes}
+    valued = [r for r in runs if r.attribute in asked and any(ch.isalnum() for ch in text[r.start : r.end])]
+    return most_probable(valued, {a.handle for a in attributes if a.multi}, threshold)
 
 
 def to_evidence(run: Marked, product: Product) -> Evidence | None:
@@ -138,7 +140,7 @@ class SpanStudent:
         encoding = self.encoder.tokenizer.encode(category_text(category), text)
         logits = self.encoder.states(encoding.ids, encoding.type_ids) @ self.head_w + self.head_b
         allowed = np.array([label == "O" or label[2:] in {a.handle for a in asked} for label in self.labels])
-        words = _words(encoding, _probabilities(logits, allowed), self.labels)
+        words = _words(encoding, label_probabilities(logits, allowed), self.labels)
         runs = best_runs(read_runs(words), asked, text, self.threshold)
         found = (to_evidence(run, product) for run in runs)
         return [evidence for evidence in found if evidence is not None]
@@ -162,8 +164,8 @@ class SpanStudent:
         return kept
 
 
-def _probabilities(logits: Array, allowed: np.ndarray[Any, np.dtype[np.bool_]]) -> Array:
-    """Softmax over the labels the category allows."""
+def label_probabilities(logits: Array, allowed: npt.NDArray[np.bool_]) -> Array:
+    """Each token's softmax over the labels its category allows (the others get none)."""
     masked = np.where(allowed, logits, np.float32(-1e30))
     masked -= masked.max(axis=-1, keepdims=True)
     exp = np.exp(masked)

@@ -23,7 +23,15 @@ from typing import Any
 from tagger._threads import threads
 from tagger.clean import Cleaner
 from tagger.errors import TaggerError
-from tagger.evidence.spans import HEAD_FILE, LABELS_FILE, Marked, category_text, read_runs, student_text
+from tagger.evidence.spans import (
+    HEAD_FILE,
+    LABELS_FILE,
+    category_text,
+    label_probabilities,
+    most_probable,
+    read_runs,
+    student_text,
+)
 from tagger.taxonomy import Taxonomy
 from tagger.train.pool import Labeled
 from tagger.validate import find_spans
@@ -207,7 +215,7 @@ def _fit(
             loss.backward()
             optimizer.step()
             schedule.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         figures = {"epoch": epoch, "loss": round(sum(losses) / len(losses), 4)}
         if held_out:
             figures |= _held_out(model, head, held_out, labels, settings.threshold)
@@ -256,7 +264,7 @@ def _held_out(model: Any, head: Any, held_out: list[_Example], labels: list[str]
         for first in range(0, len(held_out), 32):
             batch = held_out[first : first + 32]
             loss, logits = _forward(model, head, batch)
-            losses.append(float(loss))
+            losses.append(loss.item())
             for example, row in zip(batch, logits, strict=False):
                 wanted, found = _runs(example, row.numpy(), labels, threshold)
                 right += len(wanted & found)
@@ -276,23 +284,13 @@ def _runs(
     allowed = np.array([label in example.allowed for label in labels])
     positions = [i for i, label in enumerate(example.labels) if label != -100]
     gold_words = [(n, n, labels[example.labels[i]], 1.0) for n, i in enumerate(positions)]
-    probabilities = _softmax(np.where(allowed, logits[positions], -1e30))
+    probabilities = label_probabilities(logits[positions].astype(np.float32), allowed)
     best = probabilities.argmax(axis=-1)
     words = [(n, n, labels[int(k)], float(probabilities[n, k])) for n, k in enumerate(best)]
-    found: dict[str, list[Marked]] = {}
-    for run in sorted(read_runs(words), key=lambda r: -r.score):
-        if run.score >= threshold and (run.attribute in example.multi or run.attribute not in found):
-            found.setdefault(run.attribute, []).append(run)
-    written = {(r.start, r.end, r.attribute) for runs in found.values() for r in runs}
-    return {(r.start, r.end, r.attribute) for r in read_runs(gold_words)}, written
-
-
-def _softmax(logits: Any) -> Any:
-    import numpy as np
-
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
+    written = most_probable(read_runs(words), example.multi, threshold)
+    return {(r.start, r.end, r.attribute) for r in read_runs(gold_words)}, {
+        (r.start, r.end, r.attribute) for r in written
+    }
 
 
 def _save(
