@@ -229,3 +229,19 @@ def test_the_epoch_with_the_best_held_out_f1_is_kept(tmp_path: Path) -> None:
     assert len(f1s) == 4 and all(0 <= f1 <= 1 for f1 in f1s)
     assert f1s[report.best_epoch - 1] == max(f1s) > 0  # it learns something in 4 epochs, and keeps the best
     assert SpanStudent(tmp_path / "s").threshold == 0.5
+
+
+def test_distill_can_train_a_span_student(tmp_path: Path) -> None:
+    """`tagger distill --spans`: the teacher's evidenced labels train a span student instead of the chat model."""
+    catalog = tmp_path / "catalog.jsonl"
+    catalog.write_text("\n".join((ROOT / "examples" / "catalog.jsonl").read_text().splitlines()[:6]) + "\n")
+    out = tmp_path / "student"
+    command = [sys.executable, "-m", "tagger", "distill", str(catalog), "-o", str(out), "--spans", "--validation", "0"]
+    env = {**os.environ, "TAGGER_THREADS": "2", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True, timeout=600)
+    assert "teacher: 6 products labeled" in done.stderr
+    pool = [json.loads(line) for line in (out / "teacher-pool.jsonl").read_text().splitlines()]
+    facts = json.loads((out / "training.json").read_text())
+    assert facts["train"] == len(pool) == 6 and facts["values_marked"] > 0
+    student = SpanStudent(out)
+    assert student.pool_sha256 and "brand" in {label[2:] for label in student.labels if label != "O"}

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tagger.build import BackendSpec, Narrowing, TaggerSpec
 from tagger.errors import TaggerError
 from tagger.train.loop import Ranks, Settings, State
+from tagger.train.spans import SpanSettings
 
 err = Console(stderr=True)
 
@@ -113,6 +114,10 @@ def distill_command(
     gguf_type: GgufTypeOpt = "f16",
     fresh: FreshOpt = False,
     no_export: NoExportOpt = False,
+    spans: Annotated[
+        bool,
+        typer.Option("--spans", help="Train a span student (tagger train-spans' defaults) instead of the chat model"),
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """A teacher tags the catalog with its best settings; its conformant, evidenced values train the student.
@@ -136,6 +141,9 @@ def distill_command(
         f"teacher: {labels.products} products labeled, {labels.kept} evidenced values kept, {labels.dropped} dropped"
         f" ({escape(str(labels.pool))})"
     )
+    if spans:  # train-spans' own defaults: the chat student's epochs, steps and learning rate do not apply
+        _train_spans_job(labels.pool, output, taxonomy, SpanSettings(validation=validation, seed=seed), quiet)
+        return
     settings = _settings(
         full=full, epochs=epochs, max_steps=max_steps, batch_size=batch_size, learning_rate=lr,
         max_length=max_length, validation=validation, checkpoint_every=checkpoint_every, seed=seed,
@@ -159,20 +167,24 @@ def train_spans_command(
 ) -> None:
     """Fine-tune MiniLM to mark each extractive attribute's value in a product's text (the span student): use it
     with `tagger generate --spans DIR`. Bad rows are reported and skipped."""
-    from tagger.retrieval.embeddings import model_folder
-    from tagger.taxonomy import load_taxonomy
-    from tagger.train.pool import read_pool
-    from tagger.train.spans import SpanSettings, train_spans
-
     if not pool.is_file():
         raise TaggerError(f"training pool not found: {pool}")
     if not 0 <= validation < 1 or epochs < 1 or batch_size < 1 or not 0 <= threshold <= 1:
         raise TaggerError("--validation in [0, 1), --epochs and --batch-size >= 1, --threshold in [0, 1]")
+    settings = SpanSettings(epochs, lr, batch_size, validation, patience, seed, threshold=threshold)
+    _train_spans_job(pool, output, taxonomy, settings, quiet)
+
+
+def _train_spans_job(pool: Path, output: Path, taxonomy: str | None, settings: SpanSettings, quiet: bool) -> None:
+    from tagger.retrieval.embeddings import model_folder
+    from tagger.taxonomy import load_taxonomy
+    from tagger.train.pool import read_pool
+    from tagger.train.spans import train_spans
+
     chosen = load_taxonomy(taxonomy)
     read = read_pool(pool, chosen)
     for problem in read.problems:
         err.print(f"[yellow]skipped[/yellow] {escape(str(problem))}", highlight=False)
-    settings = SpanSettings(epochs, lr, batch_size, validation, patience, seed, threshold=threshold)
 
     def shown(epoch: int, total: int, figures: dict[str, float]) -> None:
         if not quiet:
