@@ -131,15 +131,21 @@ class SpanStudent:
         self.head_w = np.ascontiguousarray(head["weight"].T, dtype=np.float32)
         self.head_b = np.asarray(head["bias"], dtype=np.float32)
 
+    def learned(self, category: Category, attributes: Sequence[Attribute]) -> list[Attribute]:
+        """The category's extractive attributes the pool labeled: those the student decides."""
+        known = self.known.get(category.id, [])
+        return [a for a in attributes if a.extractive and a.handle in known]
+
     def find(self, product: Product, category: Category, attributes: Sequence[Attribute]) -> list[Evidence]:
-        """The values the student marks in the (cleaned) product for the category's extractive attributes."""
-        asked = [a for a in attributes if a.extractive and a.handle in self.known.get(category.id, [])]
+        """The values the student marks in the (cleaned) product for the attributes it learned."""
+        asked = self.learned(category, attributes)
         if not asked:
             return []
         text = student_text(product)
         encoding = self.encoder.tokenizer.encode(category_text(category), text)
         logits = self.encoder.states(encoding.ids, encoding.type_ids) @ self.head_w + self.head_b
-        allowed = np.array([label == "O" or label[2:] in {a.handle for a in asked} for label in self.labels])
+        handles = {a.handle for a in asked}
+        allowed = np.array([label == "O" or label[2:] in handles for label in self.labels])
         words = _words(encoding, label_probabilities(logits, allowed), self.labels)
         runs = best_runs(read_runs(words), asked, text, self.threshold)
         found = (to_evidence(run, product) for run in runs)
@@ -156,8 +162,7 @@ class SpanStudent:
         marks none (OA-Mine held apart: F1 0.726, against 0.715 where the matcher's candidates fill what it leaves
         and 0.708 where they stand and it only fills; README, "The span student"). The matcher's (or the judge's)
         candidates stand for every other attribute."""
-        known = set(self.known.get(category.id, []))
-        decided = {a.handle for a in attributes if a.extractive and a.handle in known}
+        decided = {a.handle for a in self.learned(category, attributes)}
         kept = {handle: found for handle, found in candidates.items() if handle not in decided}
         for evidence in self.find(product, category, attributes):
             kept.setdefault(evidence.attribute, []).append(evidence)
@@ -173,18 +178,27 @@ def label_probabilities(logits: Array, allowed: npt.NDArray[np.bool_]) -> Array:
     return result
 
 
-def _words(encoding: Any, probabilities: Array, labels: Sequence[str]) -> list[tuple[int, int, str, float]]:
-    """Each word of the second sentence (the product's text): its character range and the label of its first
-    piece, with that label's probability."""
-    words: dict[int, list[Any]] = {}
-    for index, (sequence, (start, end), word) in enumerate(
+def word_pieces(encoding: Any) -> list[tuple[int, int, int]]:
+    """Each word of the second sentence (the product's text): the position of its first piece and the word's
+    character range [start, end)."""
+    words: dict[int, list[int]] = {}
+    for position, (sequence, (start, end), word) in enumerate(
         zip(encoding.sequence_ids, encoding.offsets, encoding.word_ids, strict=True)
     ):
         if sequence != 1 or word is None or start == end:
             continue
         if word in words:
-            words[word][1] = end
-            continue
-        best = int(probabilities[index].argmax())
-        words[word] = [start, end, labels[best], float(probabilities[index, best])]
-    return [(start, end, label, probability) for start, end, label, probability in words.values()]
+            words[word][2] = end
+        else:
+            words[word] = [position, start, end]
+    return [(position, start, end) for position, start, end in words.values()]
+
+
+def _words(encoding: Any, probabilities: Array, labels: Sequence[str]) -> list[tuple[int, int, str, float]]:
+    """Each word of the product's text: its character range and the label of its first piece, with that label's
+    probability."""
+    best = probabilities.argmax(axis=-1)
+    return [
+        (start, end, labels[int(best[position])], float(probabilities[position, best[position]]))
+        for position, start, end in word_pieces(encoding)
+    ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -16,7 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tagger.build import BackendSpec, Narrowing, TaggerSpec
 from tagger.errors import TaggerError
 from tagger.train.loop import Ranks, Settings, State
-from tagger.train.spans import SpanSettings
+
+if TYPE_CHECKING:
+    from tagger.train.spans import SpanSettings
 
 err = Console(stderr=True)
 
@@ -142,6 +144,8 @@ def distill_command(
         f" ({escape(str(labels.pool))})"
     )
     if spans:  # train-spans' own defaults: the chat student's epochs, steps and learning rate do not apply
+        from tagger.train.spans import SpanSettings
+
         _train_spans_job(labels.pool, output, taxonomy, SpanSettings(validation=validation, seed=seed), quiet)
         return
     settings = _settings(
@@ -167,6 +171,8 @@ def train_spans_command(
 ) -> None:
     """Fine-tune MiniLM to mark each extractive attribute's value in a product's text (the span student): use it
     with `tagger generate --spans DIR`. Bad rows are reported and skipped."""
+    from tagger.train.spans import SpanSettings
+
     if not pool.is_file():
         raise TaggerError(f"training pool not found: {pool}")
     if not 0 <= validation < 1 or epochs < 1 or batch_size < 1 or not 0 <= threshold <= 1:

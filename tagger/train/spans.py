@@ -31,6 +31,7 @@ from tagger.evidence.spans import (
     most_probable,
     read_runs,
     student_text,
+    word_pieces,
 )
 from tagger.taxonomy import Taxonomy
 from tagger.train.pool import Labeled
@@ -96,16 +97,12 @@ def gold_ranges(item: Labeled, text: str, known: Sequence[str]) -> tuple[list[tu
 
 
 def word_labels(encoding: Any, ranges: Sequence[tuple[int, int, str]], index: dict[str, int]) -> list[int]:
-    """One label per piece: the word's label on its first piece, -100 elsewhere."""
+    """One label per piece: the word's label on its first piece (covered when that piece lies in a gold range),
+    -100 elsewhere."""
     labels = [-100] * len(encoding.ids)
-    seen: set[int] = set()
     previous: tuple[int, int, str] | None = None
-    for position, (sequence, (start, end), word) in enumerate(
-        zip(encoding.sequence_ids, encoding.offsets, encoding.word_ids, strict=True)
-    ):
-        if sequence != 1 or word is None or start == end or word in seen:
-            continue
-        seen.add(word)
+    for position, _, _ in word_pieces(encoding):
+        start, end = encoding.offsets[position]
         covering = next((r for r in ranges if r[0] <= start and end <= r[1]), None)
         if covering is None:
             labels[position], previous = index["O"], None
@@ -159,10 +156,10 @@ def _examples(
     for item in items:
         product = cleaner.clean(item.product).product
         text = student_text(product)
-        ranges, missing = gold_ranges(item, text, known.get(item.category.id, []))
+        handles = known.get(item.category.id, [])
+        ranges, missing = gold_ranges(item, text, handles)
         marked, unmarked = marked + len(ranges), unmarked + missing
         encoding = tokenizer.encode(category_text(item.category), text)
-        handles = known.get(item.category.id, [])
         allowed = ["O"] + [f"{kind}-{handle}" for handle in handles for kind in "BI"]
         multi = frozenset(a.handle for a in taxonomy.attributes_for(item.category.id) if a.multi)
         labeled = word_labels(encoding, ranges, index)
