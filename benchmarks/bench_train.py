@@ -3,14 +3,14 @@ baseline on a held-apart split of a dev set.
 
     python benchmarks/bench_train.py split   --dataset oa-mine --train 160 --test 40 [--data-root ../shared/data]
     python benchmarks/bench_train.py train   --dataset oa-mine [--epochs 2] [--processes 1]
-    python benchmarks/bench_train.py spans   --dataset oa-mine [--epochs 15] [--seed 0]
+    python benchmarks/bench_train.py spans   --dataset oa-mine [--epochs 15] [--seed 0] [--members 3] [--processes 1]
     python benchmarks/bench_train.py quality --dataset oa-mine
     python benchmarks/bench_train.py cost    --dataset oa-mine --n 16 [--steps 3] [--rounds 1]
 
 `split` shuffles the dev set (seed 0) and writes its first TRAIN products as a training pool and the next TEST as the
 held-apart eval set (never trained on, never an example) under benchmarks/results/train/DATASET/. `train` trains the
 student on the pool with `tagger train` (its wall time and the child's peak RSS are recorded); `spans` trains the
-span student (`tagger train-spans`) on the same pool, into DATASET/spans. `quality` runs
+span student (`tagger train-spans`) on the same pool, into DATASET/spans (`--name`). `quality` runs
 `tagger eval` on the held-apart set three ways on the same products: the student with no examples, the base model
 with 3 examples retrieved from the training pool (both `--attributes model`, the call the student learned), and the
 lexical baseline that every eval runs beside. `cost` times one process (one thread, then two) against two
@@ -121,15 +121,18 @@ def spans(args: argparse.Namespace) -> None:
     """The span student (`tagger train-spans`) on the same training pool: wall time and the child's peak RSS."""
     folder = _folder(args.dataset)
     taxonomy = str(ROOT / "evals" / "taxonomies" / f"{args.dataset}.yaml")
-    out = folder / "spans"
-    command = ["train-spans", str(folder / "pool.jsonl"), "-o", str(out), "-t", taxonomy,
-               "--epochs", str(args.epochs), "--seed", str(args.seed), "-q"]  # fmt: skip
+    out = folder / args.name
+    command = ["train-spans", str(folder / "pool.jsonl"), "-o", str(out), "-t", taxonomy, "--epochs", str(args.epochs),
+               "--seed", str(args.seed), "--members", str(args.members), "--processes", str(args.processes),
+               "--patience", str(args.patience), "-q"]  # fmt: skip
     seconds, rss, _ = _tagger(*command)
     facts = json.loads((out / "training.json").read_text())
     figures = {key: facts[key] for key in ("train", "validation", "skipped", "values_marked", "values_unmarked")}
-    figures |= {"best_epoch": facts["best_epoch"], "epochs_run": len(facts["history"]), "seed": args.seed}
+    # Per member: its seed, its best epoch, the epochs it ran.
+    figures["members"] = [(m["seed"], m["best_epoch"], len(m["history"])) for m in facts["members"]]
     figures |= {"training_seconds": facts["seconds"], "wall_seconds": round(seconds, 1), "peak_rss_mib": rss}
-    (folder / "spans.json").write_text(json.dumps(figures, indent=2))
+    figures["processes"] = args.processes
+    (folder / f"{args.name}.json").write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
 
 
@@ -259,6 +262,10 @@ def main() -> None:
     commands.choices["train"].add_argument("--stop-at", type=int, default=None, help=stop)
     commands.choices["spans"].add_argument("--epochs", type=int, default=15)
     commands.choices["spans"].add_argument("--seed", type=int, default=0)
+    commands.choices["spans"].add_argument("--members", type=int, default=3)
+    commands.choices["spans"].add_argument("--patience", type=int, default=3)
+    commands.choices["spans"].add_argument("--processes", type=int, default=1)
+    commands.choices["spans"].add_argument("--name", default="spans", help="the student's folder under DATASET/")
     commands.choices["quality"].add_argument("--arm", choices=["student", "base-3-examples"], default=None)
     commands.choices["cost"].add_argument("--n", type=int, default=16)
     commands.choices["cost"].add_argument("--steps", type=int, default=3)

@@ -5,11 +5,13 @@ A token tagger (BIO labels per attribute over MiniLM's words, the category's pat
 classic way to extract attribute values, and on OA-Mine's held-apart products it measured above string matching with
 the pool's dictionary and far above the fine-tuned 135M chat model (README, "The span student"). It runs
 on tagger's numpy encoder (tagger.retrieval.minilm): no torch at tagging time. Every value it writes is a run of
-whole words of the cleaned text, with its span, so the validation and the evidence checker read it back.
+whole words of the cleaned text, with its span, so the validation and the evidence checker read it back. A student
+is an ensemble of members trained alike with other seeds; each word's label probabilities are their mean.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -113,28 +115,58 @@ def to_evidence(run: Marked, product: Product) -> Evidence | None:
     )
 
 
+@dataclass(frozen=True)
+class Member:
+    """One trained encoder of the student and its label layer."""
+
+    encoder: BertEncoder
+    weight: Array  # hidden size x labels
+    bias: Array
+
+    @classmethod
+    def read(cls, folder: Path) -> Member:
+        head = read_safetensors(folder / HEAD_FILE)
+        weight = np.ascontiguousarray(head["weight"].T, dtype=np.float32)
+        return cls(BertEncoder(folder), weight, np.asarray(head["bias"], dtype=np.float32))
+
+    def probabilities(self, encoding: Any, allowed: npt.NDArray[np.bool_]) -> Array:
+        logits = self.encoder.states(encoding.ids, encoding.type_ids) @ self.weight + self.bias
+        return label_probabilities(logits, allowed)
+
+
 class SpanStudent:
-    """A trained span student read from its folder (labels.json, head.safetensors and a BERT encoder's files)."""
+    """A trained span student read from its folder: labels.json and its members' folders (a BERT encoder's files
+    and head.safetensors each; a folder from before ensembles is its own one member)."""
 
     def __init__(self, folder: Path) -> None:
         facts = json.loads((folder / LABELS_FILE).read_text(encoding="utf-8"))
         self.folder = folder
         self.labels: list[str] = facts["labels"]
-        self.known: dict[str, list[str]] = facts["categories"]  # category id -> attributes the pool labeled
+        # Per category, the pool's products with a value of each attribute it labels (a folder from before the
+        # counts were kept has only the attributes: each counts once, and once is enough).
+        known: dict[str, list[str]] = facts["categories"]
+        self.counts: dict[str, dict[str, int]] = facts.get("counts") or {
+            c: dict.fromkeys(h, 1) for c, h in known.items()
+        }
+        self.min_labels = int(facts.get("min_labels", 1))
         self.threshold = float(facts["threshold"])
         self.pool_sha256: str = facts.get("pool_sha256", "")
-        # In the records' strategy (and so the result cache's key): which student, trained on which pool.
-        self.name = f"{folder.name}@{self.pool_sha256[:16]}"
-        self.encoder = BertEncoder(folder)
-        self.encoder.tokenizer.enable_truncation(int(facts["max_tokens"]), strategy="only_second")
-        head = read_safetensors(folder / HEAD_FILE)
-        self.head_w = np.ascontiguousarray(head["weight"].T, dtype=np.float32)
-        self.head_b = np.asarray(head["bias"], dtype=np.float32)
+        self.members = [Member.read(folder / name) for name in facts.get("members", ["."])]
+        # The members were trained from one base: one tokenizer reads the text for all of them.
+        self.tokenizer = self.members[0].encoder.tokenizer
+        self.tokenizer.enable_truncation(int(facts["max_tokens"]), strategy="only_second")
+        # In the records' strategy (and so the result cache's key): which student, trained on which pool, with
+        # which weights (a retrained student is another student).
+        heads = hashlib.sha256(f"{self.pool_sha256} {self.min_labels} {self.threshold}".encode())
+        for member in self.members:
+            heads.update(member.weight.tobytes())
+        self.name = f"{folder.name}@{heads.hexdigest()[:16]}"
 
     def learned(self, category: Category, attributes: Sequence[Attribute]) -> list[Attribute]:
-        """The category's extractive attributes the pool labeled: those the student decides."""
-        known = self.known.get(category.id, [])
-        return [a for a in attributes if a.extractive and a.handle in known]
+        """The category's extractive attributes the pool labeled at least `min_labels` times: those the student
+        decides. It learns little of one labeled a few times, where the pool's dictionary and the judge do better."""
+        counts = self.counts.get(category.id, {})
+        return [a for a in attributes if a.extractive and counts.get(a.handle, 0) >= self.min_labels]
 
     def find(self, product: Product, category: Category, attributes: Sequence[Attribute]) -> list[Evidence]:
         """The values the student marks in the (cleaned) product for the attributes it learned."""
@@ -142,11 +174,11 @@ class SpanStudent:
         if not asked:
             return []
         text = student_text(product)
-        encoding = self.encoder.tokenizer.encode(category_text(category), text)
-        logits = self.encoder.states(encoding.ids, encoding.type_ids) @ self.head_w + self.head_b
+        encoding = self.tokenizer.encode(category_text(category), text)
         handles = {a.handle for a in asked}
         allowed = np.array([label == "O" or label[2:] in handles for label in self.labels])
-        words = _words(encoding, label_probabilities(logits, allowed), self.labels)
+        probabilities = np.mean([member.probabilities(encoding, allowed) for member in self.members], axis=0)
+        words = _words(encoding, probabilities, self.labels)
         runs = best_runs(read_runs(words), asked, text, self.threshold)
         found = (to_evidence(run, product) for run in runs)
         return [evidence for evidence in found if evidence is not None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -146,7 +147,7 @@ def distill_command(
     if spans:  # train-spans' own defaults: the chat student's epochs, steps and learning rate do not apply
         from tagger.train.spans import SpanSettings
 
-        _train_spans_job(labels.pool, output, taxonomy, SpanSettings(validation=validation, seed=seed), quiet)
+        _train_spans_job(labels.pool, output, taxonomy, SpanSettings(validation=validation, seed=seed), quiet, Ranks())
         return
     settings = _settings(
         full=full, epochs=epochs, max_steps=max_steps, batch_size=batch_size, learning_rate=lr,
@@ -167,6 +168,11 @@ def train_spans_command(
     patience: Annotated[int, typer.Option(help="Epochs without a better held-out F1 before stopping")] = 3,
     seed: SeedOpt = 0,
     threshold: Annotated[float, typer.Option(help="Runs of words less probable than this are not written")] = 0.5,
+    members: Annotated[int, typer.Option(help="Encoders trained with seeds SEED, SEED+1, ...; tagging averages")] = 3,
+    min_labels: Annotated[
+        int, typer.Option(help="The student decides a category's attribute the pool has this many values of")
+    ] = 10,
+    processes: ProcessesOpt = 1,
     quiet: QuietOpt = False,
 ) -> None:
     """Fine-tune MiniLM to mark each extractive attribute's value in a product's text (the span student): use it
@@ -175,13 +181,20 @@ def train_spans_command(
 
     if not pool.is_file():
         raise TaggerError(f"training pool not found: {pool}")
-    if not 0 <= validation < 1 or epochs < 1 or batch_size < 1 or not 0 <= threshold <= 1:
-        raise TaggerError("--validation in [0, 1), --epochs and --batch-size >= 1, --threshold in [0, 1]")
-    settings = SpanSettings(epochs, lr, batch_size, validation, patience, seed, threshold=threshold)
-    _train_spans_job(pool, output, taxonomy, settings, quiet)
+    if not 0 <= validation < 1 or min(epochs, batch_size, members, min_labels) < 1 or not 0 <= threshold <= 1:
+        ranges = "--validation in [0, 1); --epochs, --batch-size, --members, --min-labels >= 1; --threshold in [0, 1]"
+        raise TaggerError(ranges)
+    settings = SpanSettings(
+        epochs, lr, batch_size, validation, patience, seed, threshold=threshold, members=members, min_labels=min_labels
+    )
+    if processes < 1:
+        raise TaggerError("--processes must be at least 1")
+    _launch(functools.partial(_train_spans_job, pool, output, taxonomy, settings, quiet), processes)
 
 
-def _train_spans_job(pool: Path, output: Path, taxonomy: str | None, settings: SpanSettings, quiet: bool) -> None:
+def _train_spans_job(
+    pool: Path, output: Path, taxonomy: str | None, settings: SpanSettings, quiet: bool, ranks: Ranks
+) -> None:
     from tagger.retrieval.embeddings import model_folder
     from tagger.taxonomy import load_taxonomy
     from tagger.train.pool import read_pool
@@ -189,18 +202,23 @@ def _train_spans_job(pool: Path, output: Path, taxonomy: str | None, settings: S
 
     chosen = load_taxonomy(taxonomy)
     read = read_pool(pool, chosen)
-    for problem in read.problems:
+    quiet = quiet or not ranks.main
+    for problem in read.problems if ranks.main else []:
         err.print(f"[yellow]skipped[/yellow] {escape(str(problem))}", highlight=False)
 
     def shown(epoch: int, total: int, figures: dict[str, float]) -> None:
         if not quiet:
             held = ", ".join(f"{k.removeprefix('validation_')} {v:.4f}" for k, v in figures.items() if "valid" in k)
-            err.print(f"epoch {epoch}/{total}: loss {figures['loss']:.4f}" + (f"; held out: {held}" if held else ""))
+            line = f"seed {figures['seed']:.0f}, epoch {epoch}/{total}: loss {figures['loss']:.4f}"
+            err.print(line + (f"; held out: {held}" if held else ""))
 
-    report = train_spans(read.items, chosen, output, settings, model_folder(), read.sha256, shown)
-    facts = {"model_dir": str(output), "skipped": len(read.problems), **report.__dict__}
+    report = train_spans(read.items, chosen, output, settings, model_folder(), read.sha256, shown, ranks)
+    if not ranks.main:
+        return
+    facts = {"model_dir": str(output), "skipped": len(read.problems), "processes": ranks.world, **asdict(report)}
     (output / "training.json").write_text(json.dumps(facts, indent=1), encoding="utf-8")
-    typer.echo(json.dumps({k: v for k, v in facts.items() if k != "history"}))
+    members = [{k: v for k, v in m.items() if k != "history"} for m in facts["members"]]
+    typer.echo(json.dumps(facts | {"members": members}))
 
 
 def _settings(**values: Any) -> Settings:

@@ -4,17 +4,22 @@ tagger.evidence.spans, which reads the result without torch).
 Each product is the pair (category path, the student's text: title and the start of the description), cleaned as a
 run cleans it; each word's first piece is labeled B-/I- with the extractive attribute whose gold value covers it (the
 value's first occurrence in the text), or O. A value the text does not hold is left unlabeled: the student should not
-mark what the text does not say. A seeded share of the pool is held out; the weights of the epoch with the lowest
-held-out loss are kept, and training stops after `patience` epochs without improvement.
-"""
+mark what the text does not say. A seeded share of the pool is held out; the weights of the epoch with the best
+held-out F1 are kept, and training stops after `patience` epochs without improvement.
+
+The student is an ensemble: `members` encoders trained alike with seeds seed, seed+1, ... (each its own held-out
+share, order and initialisation), whose label probabilities tagging averages. Three members measured 0.019 F1 above
+one on OA-Mine's held-apart products and 0.013 on WDC-PAVE's (README, "The span student")."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import random
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +39,7 @@ from tagger.evidence.spans import (
     word_pieces,
 )
 from tagger.taxonomy import Taxonomy
+from tagger.train.loop import Ranks
 from tagger.train.pool import Labeled
 from tagger.validate import find_spans
 
@@ -48,16 +54,31 @@ class SpanSettings:
     seed: int = 0
     max_tokens: int = 128
     threshold: float = 0.5  # a run of words below this mean probability is not written
+    members: int = 3  # encoders trained with seeds seed, seed + 1, ...; tagging averages their probabilities
+    # The student decides a category's attribute when the pool has at least this many values of it; the evidence
+    # and the judge decide rarer ones, of which it learns little (README, "The span student").
+    min_labels: int = 10
+
+
+@dataclass
+class MemberReport:
+    folder: str
+    seed: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    seconds: float = 0.0
+    # With several processes: the largest difference between the processes' kept label layers (0 when the
+    # gradients were summed and every process took the same steps).
+    processes_apart: float = 0.0
 
 
 @dataclass
 class SpanReport:
-    train: int
-    validation: int
+    train: int  # products each member trains on
+    validation: int  # products each member holds out (its own seeded share)
     values_marked: int  # gold extractive values found in the student's text and labeled
     values_unmarked: int  # gold values the text does not hold (left as O)
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = 0
+    members: list[MemberReport] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -70,15 +91,17 @@ class _Example:
     multi: frozenset[str]  # its category's multi-valued attributes
 
 
-def label_names(items: Sequence[Labeled], taxonomy: Taxonomy) -> tuple[list[str], dict[str, list[str]]]:
-    """O, then B-/I- for every extractive attribute the pool labels; and per category, those it labels."""
-    per_category: dict[str, set[str]] = {}
+def label_names(items: Sequence[Labeled], taxonomy: Taxonomy) -> tuple[list[str], dict[str, dict[str, int]]]:
+    """O, then B-/I- for every extractive attribute the pool labels; and per category, how many of its products
+    have a value of each one."""
+    counts: dict[str, Counter[str]] = {}
     for item in items:
         extractive = {a.handle for a in taxonomy.attributes_for(item.category.id) if a.extractive}
-        per_category.setdefault(item.category.id, set()).update(extractive & item.attributes.keys())
-    handles = sorted(set().union(*per_category.values())) if per_category else []
+        valued = {handle for handle, values in item.attributes.items() if values}
+        counts.setdefault(item.category.id, Counter()).update(extractive & valued)
+    handles = sorted(set().union(*counts.values())) if counts else []
     labels = ["O"] + [f"{kind}-{handle}" for handle in handles for kind in "BI"]
-    return labels, {category: sorted(found) for category, found in per_category.items()}
+    return labels, {category: dict(sorted(found.items())) for category, found in counts.items()}
 
 
 def gold_ranges(item: Labeled, text: str, known: Sequence[str]) -> tuple[list[tuple[int, int, str]], int]:
@@ -120,34 +143,68 @@ def train_spans(
     base: Path,
     pool_sha256: str,
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
+    ranks: Ranks | None = None,
 ) -> SpanReport:
+    """Trains the members one after another into output/member-N; labels.json, written last, names them. Under
+    torch.distributed (`ranks`) every process runs this with the same arguments: each takes its share of every batch
+    and of the held-out products, and the main process writes the folder."""
     import torch
     from tokenizers import Tokenizer
 
+    ranks = ranks or Ranks()
     labels, known = label_names(items, taxonomy)
     if len(labels) == 1:
         raise TaggerError("the pool labels no extractive attribute: there is nothing for a span student to learn")
-    torch.manual_seed(settings.seed)
     torch.set_num_threads(threads())
     tokenizer = Tokenizer.from_file(str(base / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(settings.max_tokens, strategy="only_second")
     examples, marked, unmarked = _examples(items, taxonomy, known, labels, tokenizer)
+    report = SpanReport(0, 0, marked, unmarked)
+    start = time.perf_counter()
+    for member in range(settings.members):
+        own = dataclasses.replace(settings, seed=settings.seed + member)
+        folder = output / f"member-{member}"
+        report.members.append(_train_member(examples, labels, own, base, folder, report, progress, ranks))
+    if ranks.main:
+        facts = {"base": base.name, "members": [m.folder for m in report.members], "pool_sha256": pool_sha256}
+        _save_facts(output, labels, known, settings, facts)
+    report.seconds = round(time.perf_counter() - start, 1)
+    return report
+
+
+def _train_member(
+    examples: list[_Example],
+    labels: list[str],
+    settings: SpanSettings,
+    base: Path,
+    folder: Path,
+    report: SpanReport,
+    progress: Callable[[int, int, dict[str, float]], None] | None,
+    ranks: Ranks,
+) -> MemberReport:
+    """One member, seeded by settings.seed: its held-out share, order and label layer (the same in every process)."""
+    import torch
+
+    torch.manual_seed(settings.seed)
     order = list(range(len(examples)))
     random.Random(settings.seed).shuffle(order)
     held = max(1, round(len(order) * settings.validation)) if len(order) > 1 and settings.validation > 0 else 0
     held_out, train = [examples[i] for i in order[:held]], [examples[i] for i in order[held:]]
-    report = SpanReport(len(train), len(held_out), marked, unmarked)
+    report.train, report.validation = len(train), len(held_out)
+    member = MemberReport(folder.name, settings.seed)
     model, head = _model(base, len(labels))
-    best = _fit(model, head, (train, held_out), labels, settings, report, progress)
-    model.load_state_dict(best[0])
-    head.load_state_dict(best[1])
-    _save(output, base, model, head, labels, known, settings, pool_sha256)
-    return report
+    best = _fit(model, head, (train, held_out), labels, settings, member, progress, ranks)
+    member.processes_apart = _apart(best[1]["weight"], ranks)
+    if ranks.main:
+        model.load_state_dict(best[0])
+        head.load_state_dict(best[1])
+        _save_member(folder, base, model, head)
+    return member
 
 
 def _examples(
-    items: Sequence[Labeled], taxonomy: Taxonomy, known: dict[str, list[str]], labels: list[str], tokenizer: Any
+    items: Sequence[Labeled], taxonomy: Taxonomy, known: dict[str, dict[str, int]], labels: list[str], tokenizer: Any
 ) -> tuple[list[_Example], int, int]:
     cleaner = Cleaner()
     index = {label: i for i, label in enumerate(labels)}
@@ -156,7 +213,7 @@ def _examples(
     for item in items:
         product = cleaner.clean(item.product).product
         text = student_text(product)
-        handles = known.get(item.category.id, [])
+        handles = list(known.get(item.category.id, {}))
         ranges, missing = gold_ranges(item, text, handles)
         marked, unmarked = marked + len(ranges), unmarked + missing
         encoding = tokenizer.encode(category_text(item.category), text)
@@ -182,8 +239,9 @@ def _fit(
     parts: tuple[list[_Example], list[_Example]],
     labels: list[str],
     settings: SpanSettings,
-    report: SpanReport,
+    report: MemberReport,
     progress: Callable[[int, int, dict[str, float]], None] | None,
+    ranks: Ranks,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Trains; returns the weights of the epoch with the best held-out F1 (the values it would write, decoded as a
     run decodes them), or the last epoch's without a held-out part. Held-out loss was tried as the criterion: on
@@ -207,17 +265,16 @@ def _fit(
         random.Random(settings.seed * 1000 + epoch).shuffle(shuffled)
         losses = []
         for first in range(0, len(shuffled), settings.batch_size):
-            loss, _ = _forward(model, head, shuffled[first : first + settings.batch_size])
+            batch = shuffled[first : first + settings.batch_size]
             optimizer.zero_grad()
-            loss.backward()
+            losses.append(_train_step(model, head, batch, parameters, ranks))
             optimizer.step()
             schedule.step()
-            losses.append(loss.item())
-        figures = {"epoch": epoch, "loss": round(sum(losses) / len(losses), 4)}
+        figures = {"seed": settings.seed, "epoch": epoch, "loss": round(sum(losses) / len(losses), 4)}
         if held_out:
-            figures |= _held_out(model, head, held_out, labels, settings.threshold)
+            figures |= _held_out(model, head, held_out, labels, settings.threshold, ranks)
         report.history.append(figures)
-        if progress is not None:
+        if progress is not None and ranks.main:
             progress(epoch, settings.epochs, figures)
         f1 = figures.get("validation_f1", float(epoch))  # without a held-out part the last epoch is kept
         if f1 > best_f1:
@@ -231,7 +288,52 @@ def _fit(
     return best
 
 
+def _train_step(model: Any, head: Any, batch: list[_Example], parameters: list[Any], ranks: Ranks) -> float:
+    """The batch's gradients, this process taking every world-th product: each loss is divided by the whole batch's
+    labeled words and the gradients are summed over the processes, so the update is one process's. Returns the
+    batch's mean loss."""
+    import torch
+
+    words = sum(sum(label != -100 for label in e.labels) for e in batch)
+    mine = batch[ranks.rank :: ranks.world]
+    loss = torch.zeros(())
+    if mine:
+        summed, _ = _forward(model, head, mine)
+        loss = summed / max(words, 1)
+        loss.backward()
+    return _all_sum([float(loss.detach())], ranks, parameters)[0]
+
+
+def _all_sum(figures: list[float], ranks: Ranks, parameters: Sequence[Any] = ()) -> list[float]:
+    """Sums the figures (and the parameters' gradients) over the processes; as they are with one process."""
+    if ranks.world == 1:
+        return figures
+    import torch
+    import torch.distributed as dist
+
+    for parameter in parameters:
+        if parameter.grad is None:  # a process without products this batch adds nothing
+            parameter.grad = torch.zeros_like(parameter)
+        dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
+    summed = torch.tensor(figures, dtype=torch.float64)
+    dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+    return [float(x) for x in summed.tolist()]
+
+
+def _apart(weight: Any, ranks: Ranks) -> float:
+    """How far the processes' copies of `weight` are apart (the largest elementwise difference)."""
+    if ranks.world == 1:
+        return 0.0
+    import torch.distributed as dist
+
+    highest, lowest = weight.detach().clone(), weight.detach().clone()
+    dist.all_reduce(highest, op=dist.ReduceOp.MAX)
+    dist.all_reduce(lowest, op=dist.ReduceOp.MIN)
+    return float((highest - lowest).max())
+
+
 def _forward(model: Any, head: Any, batch: list[_Example]) -> tuple[Any, Any]:
+    """The summed loss over the batch's labeled words, and the logits."""
     import torch
 
     width = max(len(e.ids) for e in batch)
@@ -245,31 +347,37 @@ def _forward(model: Any, head: Any, batch: list[_Example]) -> tuple[Any, Any]:
     labels = padded([e.labels for e in batch], -100)
     states = model(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
     logits = head(states)
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+    flat = logits.reshape(-1, logits.shape[-1])
+    loss = torch.nn.functional.cross_entropy(flat, labels.reshape(-1), reduction="sum")
     return loss, logits
 
 
-def _held_out(model: Any, head: Any, held_out: list[_Example], labels: list[str], threshold: float) -> dict[str, float]:
+def _held_out(
+    model: Any, head: Any, held_out: list[_Example], labels: list[str], threshold: float, ranks: Ranks
+) -> dict[str, float]:
     """The held-out loss, and the F1 of the runs a tagging run would write (per attribute its best run at or above
-    the threshold, every run of a multi-valued one) against the gold runs, both read off the words' labels."""
+    the threshold, every run of a multi-valued one) against the gold runs, both read off the words' labels. Each
+    process scores its share; the counts are summed, so every process takes the same decision."""
     import torch
 
     model.eval()
-    losses: list[float] = []
-    right = written = gold = 0
+    mine = held_out[ranks.rank :: ranks.world]
+    loss = words = right = written = gold = 0.0
     with torch.no_grad():
-        for first in range(0, len(held_out), 32):
-            batch = held_out[first : first + 32]
-            loss, logits = _forward(model, head, batch)
-            losses.append(loss.item())
+        for first in range(0, len(mine), 32):
+            batch = mine[first : first + 32]
+            summed, logits = _forward(model, head, batch)
+            loss += float(summed)
+            words += sum(sum(label != -100 for label in e.labels) for e in batch)
             for example, row in zip(batch, logits, strict=False):
                 wanted, found = _runs(example, row.numpy(), labels, threshold)
                 right += len(wanted & found)
                 written += len(found)
                 gold += len(wanted)
+    loss, words, right, written, gold = _all_sum([loss, words, right, written, gold], ranks)
     precision, recall = right / max(written, 1), right / max(gold, 1)
     f1 = 2 * precision * recall / (precision + recall) if right else 0.0
-    return {"validation_loss": round(sum(losses) / len(losses), 4), "validation_f1": round(f1, 4)}
+    return {"validation_loss": round(loss / max(words, 1), 4), "validation_f1": round(f1, 4)}
 
 
 def _runs(
@@ -290,29 +398,29 @@ def _runs(
     }
 
 
-def _save(
-    output: Path,
-    base: Path,
-    model: Any,
-    head: Any,
-    labels: list[str],
-    known: dict[str, list[str]],
-    settings: SpanSettings,
-    pool_sha256: str,
-) -> None:
+def _save_member(folder: Path, base: Path, model: Any, head: Any) -> None:
     from safetensors.torch import save_file
 
-    output.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "tokenizer.json"):
-        shutil.copyfile(base / name, output / name)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(output / "model.safetensors"))
-    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(output / HEAD_FILE))
-    facts = {
+        shutil.copyfile(base / name, folder / name)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(folder / HEAD_FILE))
+
+
+def _save_facts(
+    output: Path,
+    labels: list[str],
+    known: dict[str, dict[str, int]],
+    settings: SpanSettings,
+    facts: dict[str, Any],
+) -> None:
+    every = {
         "labels": labels,
-        "categories": known,
+        "categories": {category: sorted(counts) for category, counts in known.items()},
+        "counts": known,  # per category, the pool's products with a value of each attribute
+        "min_labels": settings.min_labels,
         "threshold": settings.threshold,
         "max_tokens": settings.max_tokens,
-        "base": base.name,
-        "pool_sha256": pool_sha256,
     }
-    (output / LABELS_FILE).write_text(json.dumps(facts, indent=1, ensure_ascii=False), encoding="utf-8")
+    (output / LABELS_FILE).write_text(json.dumps(every | facts, indent=1, ensure_ascii=False), encoding="utf-8")
