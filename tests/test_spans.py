@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,6 +104,15 @@ def test_the_numpy_encoder_computes_the_trained_models_states(
     assert set(encoding.type_ids) == {0, 1}
 
 
+def _first_member(student: Path, folder: Path, **changed: Any) -> Path:
+    """A student folder of the given student's first member alone, its labels.json otherwise the same."""
+    folder.mkdir()
+    (folder / "member-0").symlink_to(student / "member-0")
+    labels = json.loads((student / "labels.json").read_text())
+    (folder / "labels.json").write_text(json.dumps(labels | {"members": ["member-0"], **changed}))
+    return folder
+
+
 def test_the_members_are_seeded_apart_and_averaged(
     trained: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
 ) -> None:
@@ -125,13 +135,7 @@ def test_the_members_are_seeded_apart_and_averaged(
     each = [member.probabilities(encoding, allowed) for member in student.members]
     assert np.allclose(each[0].sum(axis=-1), 1, atol=1e-5) and not np.allclose(each[0], each[1], atol=1e-3)
     # One member alone, in a folder of its own: another name, and values of its own.
-    alone = tmp_path / "alone"
-    alone.mkdir()
-    (alone / "member-0").symlink_to(out / "member-0")
-    (alone / "labels.json").write_text(
-        json.dumps(json.loads((out / "labels.json").read_text()) | {"members": ["member-0"]})
-    )
-    single = SpanStudent(alone)
+    single = SpanStudent(_first_member(out, tmp_path / "alone"))
     assert single.name.split("@")[1] != student.name.split("@")[1]
     attributes = taxonomy.attributes_for(item.category.id)
     assert single.find(product, item.category, attributes) and student.find(product, item.category, attributes)
@@ -155,10 +159,7 @@ def test_the_student_decides_what_the_pool_labeled_often_enough(
         often += len(decided)
     assert rare and often  # the fixture has both
     # Raised past every count, the student decides nothing: the pipeline writes the matcher's and judge's values.
-    strict = tmp_path / "strict"
-    strict.mkdir()
-    (strict / "member-0").symlink_to(out / "member-0")
-    (strict / "labels.json").write_text(json.dumps(labels | {"members": ["member-0"], "min_labels": 1000}))
+    strict = _first_member(out, tmp_path / "strict", min_labels=1000)
     spec = TaggerSpec(taxonomy=OA_TAXONOMY, narrowing=Narrowing(shortlist=0), spans=strict)
     tagger = build_tagger(spec, taxonomy=taxonomy)
     items = read_pool(OA_MINE, taxonomy).items[:4]

@@ -181,14 +181,16 @@ def train_spans_command(
 
     if not pool.is_file():
         raise TaggerError(f"training pool not found: {pool}")
-    if not 0 <= validation < 1 or min(epochs, batch_size, members, min_labels) < 1 or not 0 <= threshold <= 1:
-        ranges = "--validation in [0, 1); --epochs, --batch-size, --members, --min-labels >= 1; --threshold in [0, 1]"
-        raise TaggerError(ranges)
+    if (
+        not 0 <= validation < 1
+        or min(epochs, batch_size, members, min_labels, processes) < 1
+        or not 0 <= threshold <= 1
+    ):
+        wanted = "--epochs, --batch-size, --members, --min-labels, --processes >= 1"
+        raise TaggerError(f"--validation in [0, 1); {wanted}; --threshold in [0, 1]")
     settings = SpanSettings(
         epochs, lr, batch_size, validation, patience, seed, threshold=threshold, members=members, min_labels=min_labels
     )
-    if processes < 1:
-        raise TaggerError("--processes must be at least 1")
     _launch(functools.partial(_train_spans_job, pool, output, taxonomy, settings, quiet), processes)
 
 
@@ -202,7 +204,6 @@ def _train_spans_job(
 
     chosen = load_taxonomy(taxonomy)
     read = read_pool(pool, chosen)
-    quiet = quiet or not ranks.main
     for problem in read.problems if ranks.main else []:
         err.print(f"[yellow]skipped[/yellow] {escape(str(problem))}", highlight=False)
 

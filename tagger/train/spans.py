@@ -160,12 +160,13 @@ def train_spans(
     tokenizer.no_padding()
     tokenizer.enable_truncation(settings.max_tokens, strategy="only_second")
     examples, marked, unmarked = _examples(items, taxonomy, known, labels, tokenizer)
-    report = SpanReport(0, 0, marked, unmarked)
+    held = max(1, round(len(examples) * settings.validation)) if len(examples) > 1 and settings.validation > 0 else 0
+    report = SpanReport(len(examples) - held, held, marked, unmarked)
     start = time.perf_counter()
     for member in range(settings.members):
         own = dataclasses.replace(settings, seed=settings.seed + member)
         folder = output / f"member-{member}"
-        report.members.append(_train_member(examples, labels, own, base, folder, report, progress, ranks))
+        report.members.append(_train_member(examples, held, labels, own, base, folder, progress, ranks))
     if ranks.main:
         facts = {"base": base.name, "members": [m.folder for m in report.members], "pool_sha256": pool_sha256}
         _save_facts(output, labels, known, settings, facts)
@@ -175,23 +176,22 @@ def train_spans(
 
 def _train_member(
     examples: list[_Example],
+    held: int,
     labels: list[str],
     settings: SpanSettings,
     base: Path,
     folder: Path,
-    report: SpanReport,
     progress: Callable[[int, int, dict[str, float]], None] | None,
     ranks: Ranks,
 ) -> MemberReport:
-    """One member, seeded by settings.seed: its held-out share, order and label layer (the same in every process)."""
+    """One member, seeded by settings.seed: its `held` held-out products, order and label layer (the same in every
+    process)."""
     import torch
 
     torch.manual_seed(settings.seed)
     order = list(range(len(examples)))
     random.Random(settings.seed).shuffle(order)
-    held = max(1, round(len(order) * settings.validation)) if len(order) > 1 and settings.validation > 0 else 0
     held_out, train = [examples[i] for i in order[:held]], [examples[i] for i in order[held:]]
-    report.train, report.validation = len(train), len(held_out)
     member = MemberReport(folder.name, settings.seed)
     model, head = _model(base, len(labels))
     best = _fit(model, head, (train, held_out), labels, settings, member, progress, ranks)
@@ -294,7 +294,7 @@ def _train_step(model: Any, head: Any, batch: list[_Example], parameters: list[A
     batch's mean loss."""
     import torch
 
-    words = sum(sum(label != -100 for label in e.labels) for e in batch)
+    words = _labeled_words(batch)
     mine = batch[ranks.rank :: ranks.world]
     loss = torch.zeros(())
     if mine:
@@ -302,6 +302,11 @@ def _train_step(model: Any, head: Any, batch: list[_Example], parameters: list[A
         loss = summed / max(words, 1)
         loss.backward()
     return _all_sum([float(loss.detach())], ranks, parameters)[0]
+
+
+def _labeled_words(batch: list[_Example]) -> int:
+    """The words the loss is taken on (each word's first piece)."""
+    return sum(sum(label != -100 for label in e.labels) for e in batch)
 
 
 def _all_sum(figures: list[float], ranks: Ranks, parameters: Sequence[Any] = ()) -> list[float]:
@@ -368,7 +373,7 @@ def _held_out(
             batch = mine[first : first + 32]
             summed, logits = _forward(model, head, batch)
             loss += float(summed)
-            words += sum(sum(label != -100 for label in e.labels) for e in batch)
+            words += _labeled_words(batch)
             for example, row in zip(batch, logits, strict=False):
                 wanted, found = _runs(example, row.numpy(), labels, threshold)
                 right += len(wanted & found)
