@@ -379,6 +379,8 @@ class Tagger:
         """The evidence stage: every attribute's candidates; a value with no rival is kept as it is, and where a
         single-valued attribute has several candidates the model chooses among them (or none), under a schema that
         offers only those. With infer, the model may also give closed attributes the text does not state."""
+        from tagger.evidence.claims import one_attribute_per_span
+
         assert self.evidence is not None
         requests = []
         for item in pending:
@@ -389,6 +391,7 @@ class Tagger:
             if self.spans is not None:  # the span student decides the extractive attributes it learned
                 attributes = self.taxonomy.attributes_for(item.category.id)
                 candidates = self.spans.decide(item.product, item.category, attributes, candidates)
+            candidates = one_attribute_per_span(candidates)  # what they decided: a span of text, one attribute
             for attribute in self.taxonomy.attributes_for(item.category.id):
                 found = candidates.get(attribute.handle, [])
                 if len({e.value for e in found}) > 1 and not attribute.multi:
