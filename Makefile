@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	ls $(WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || $(VENV)/bin/pip wheel -q --no-deps -w $(WHEELS) $(LLAMA_CPP)
-	$(VENV)/bin/pip install -q --find-links $(WHEELS) -e '.[dev,eval,review,ray,train]'
+	$(VENV)/bin/pip install -q --find-links $(WHEELS) -e '.[dev,eval,review,ray,train,gemma]'
 	touch $@
 
 test: install

@@ -23,6 +23,8 @@ The category is the gold one (the eval protocol of attribute extraction); record
   chooses among rival candidates), with the embedded model or the student as the model.
 - `base-evidence-extract`, `student-evidence-extract`: the same, and the model copies a span for each attribute no
   candidate was found for (`--extract`).
+- `ARM@MODEL`: the arm with another model: a student's folder under the dataset's results for the student arms
+  (`student-model@student-gemma`), a packaged model's name for the base arms (`base-model-3-examples@gemma3-270m`).
 - `spans-evidence`: the default pipeline with the span student (`bench_train.py spans`) deciding extractive
   attributes where it marks a value.
 - `distilled`: the student `distill` trained on the teacher's labels, `--attributes model`. The teacher on these
@@ -131,16 +133,22 @@ class _Stored:
         pass  # the arm's own tagger is closed by compare
 
 
-def _arm(name: str, dataset: str, pool: Any, taxonomy: Any) -> Any:
+def _arm(arm: str, dataset: str, pool: Any, taxonomy: Any) -> Any:
+    """An arm by its name; NAME@MODEL runs it with another model: a student's folder under the dataset's results
+    (student-model@student-gemma) or a packaged model (base-model-3-examples@gemma3-270m)."""
     from tagger.build import BackendSpec, Narrowing, TaggerSpec, build_tagger
     from tagger.evidence import LexicalTagger
 
     folder = _folder(dataset)
+    name, _, other = arm.partition("@")
     if name == "lexical":
         return LexicalTagger(taxonomy, pool)
     student = {"student": str(folder / "student-p1"), "distilled": str(folder / "distilled")}
     kind = "student" if name.startswith("student") else "distilled" if name == "distilled" else None
-    backend = BackendSpec(name="llamacpp", model=student[kind] if kind else None)
+    model = student[kind] if kind else None
+    if other:
+        model = str(folder / other) if kind else other
+    backend = BackendSpec(name="llamacpp", model=model)
     evidence = "evidence" in name
     shots = name == "base-model-3-examples"
     spec = TaggerSpec(

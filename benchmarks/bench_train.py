@@ -84,7 +84,8 @@ def _examples_pool(dataset: str) -> Path:
 
 def train(args: argparse.Namespace) -> None:
     folder = _folder(args.dataset)
-    out = folder / f"student-p{args.processes}"
+    name = args.name or f"p{args.processes}"
+    out = folder / f"student-{name}"
     taxonomy = str(ROOT / "evals" / "taxonomies" / f"{args.dataset}.yaml")
     pool = folder / "pool.jsonl"
     if args.n is not None:  # the first N of the training pool (a shorter run on a busy machine)
@@ -97,7 +98,7 @@ def train(args: argparse.Namespace) -> None:
                *(["--lr", str(args.lr)] if args.lr else []),
                *(["--eval-every", str(args.eval_every)] if args.eval_every else []),
                "--batch-size", "8", "--processes", str(args.processes), "--gguf-type", args.gguf_type,
-               "--max-length", "512", "-q"]  # fmt: skip
+               "--max-length", "512", *(["--base", args.base] if args.base else []), "-q"]  # fmt: skip
     seconds, rss, _ = _tagger(*command)  # with --stop-at: the export's only (the training's is in training.json)
     facts = json.loads((out / "training.json").read_text())
     figures = {
@@ -112,8 +113,9 @@ def train(args: argparse.Namespace) -> None:
         "best_validation_loss": facts["run"]["best_loss"],
         "threads": facts["run"]["threads"],
         "processes": args.processes,
+        "base": facts["base"]["gguf"],
     }
-    (folder / f"train-p{args.processes}.json").write_text(json.dumps(figures, indent=2))
+    (folder / f"train-{name}.json").write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
 
 
@@ -253,6 +255,8 @@ def main() -> None:
     commands.choices["split"].add_argument("--test", type=int, default=40)
     commands.choices["train"].add_argument("--epochs", type=int, default=2)
     commands.choices["train"].add_argument("--processes", type=int, default=1)
+    commands.choices["train"].add_argument("--base", default=None, help="a GGUF or gemma3-270m [default: embedded]")
+    commands.choices["train"].add_argument("--name", default=None, help="student-NAME/ [default: p<processes>]")
     commands.choices["train"].add_argument("--gguf-type", default="q8_0")
     commands.choices["train"].add_argument("--n", type=int, default=None)
     commands.choices["train"].add_argument("--lr", type=float, default=None)

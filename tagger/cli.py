@@ -77,7 +77,8 @@ ModelOpt = Annotated[
     Optional[str],
     typer.Option(
         "--model",
-        help="llamacpp: a GGUF file [default: embedded SmolLM2-135M-Instruct]; vllm: an HF model folder; "
+        help="llamacpp: a GGUF file, a student's folder or gemma3-270m [default: embedded SmolLM2-135M-Instruct]; "
+        "vllm: an HF model folder; "
         "openai: the served model name [default: the server's first]",
     ),
 ]
@@ -624,7 +625,9 @@ def cache_command(
 
 @app.command("convert-model")
 def convert_model(
-    gguf: Annotated[Optional[Path], typer.Argument(help="A GGUF file [default: the embedded SmolLM2]")] = None,
+    gguf: Annotated[
+        Optional[Path], typer.Argument(help="A GGUF file or gemma3-270m [default: the embedded SmolLM2]")
+    ] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The HF folder [default: in the cache]")] = None,
 ) -> None:
     """Make an HF-format model folder from a GGUF file, for vLLM (needs transformers, gguf, torch)."""
@@ -633,9 +636,9 @@ def convert_model(
     if gguf is None and out is None:
         folder = embedded_hf_model()
     else:
-        from tagger.backends.llamacpp import embedded_model_path
+        from tagger.backends.llamacpp import model_file
 
-        source = gguf or embedded_model_path()
+        source = model_file(gguf)
         folder = convert_gguf(source, out or source.with_name(source.stem + "-hf"))
     sys.stdout.write(f"{folder}\n")
 

@@ -1,6 +1,7 @@
 """`tagger train` and `tagger distill` with the real embedded model: tiny real runs (a few steps on a few products),
-a kill mid-training and a resume, two data-parallel processes against one, the GGUF export against the HF model,
-and bad pool rows. Training is slow on CPUs (STACK.md: ~130 tokens/s on 2 threads): every run here is a few steps."""
+a kill mid-training and a resume, two data-parallel processes against one, the GGUF export against the HF model
+(SmolLM2's llama layout and Gemma 3's), and bad pool rows. Training is slow on CPUs (STACK.md: ~130 tokens/s on 2
+threads): every run here is a few steps."""
 
 from __future__ import annotations
 
@@ -109,13 +110,12 @@ def test_student_tags_through_llamacpp_with_the_constraint(student: Path) -> Non
         assert all(v in attribute.values or attribute.extractive for v in values)
 
 
-def test_gguf_export_computes_the_hf_models_logits(student: Path) -> None:
+def _assert_same_logits(student: Path, ids: list[int]) -> None:
     import numpy as np
     import torch
     from llama_cpp import Llama
     from transformers import AutoModelForCausalLM
 
-    ids = [1, 9690, 198, 4093, 2, 198, 1, 520, 9531, 198, 19, 2, 198]
     hf = AutoModelForCausalLM.from_pretrained(str(student / "hf"), dtype=torch.float32)
     with torch.no_grad():
         expected = hf(torch.tensor([ids])).logits[0].numpy()
@@ -123,9 +123,51 @@ def test_gguf_export_computes_the_hf_models_logits(student: Path) -> None:
     llama.eval(ids)
     got = np.array(llama.scores[: len(ids)])
     llama.close()
-    # bf16 (HF folder) against f16 (GGUF) weights: close, not equal. A wrong Q/K row order scrambles attention.
+    # bf16 (HF folder) against f16 / q8_0 (GGUF) weights: close, not equal. A wrong Q/K row order scrambles
+    # attention; Gemma's norms stored without their 1 + w shift scale every layer wrong.
     assert (got.argmax(-1) == expected.argmax(-1)).mean() >= 0.9
     assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.99
+
+
+def test_gguf_export_computes_the_hf_models_logits(student: Path) -> None:
+    _assert_same_logits(student, [1, 9690, 198, 4093, 2, 198, 1, 520, 9531, 198, 19, 2, 198])
+
+
+@pytest.fixture(scope="module")
+def gemma_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A student of Gemma 3 270M (the packaged base model: its GGUF has no chat template), 2 steps on 4 products."""
+    work = tmp_path_factory.mktemp("gemma")
+    pool = _oa_mine_pool(work / "pool.jsonl", SHORT)
+    out = work / "gemma-student"
+    _tagger("train", str(pool), "-o", str(out), "--base", "gemma3-270m", "--validation", "0.2", "--max-steps", "2",
+            *TINY)  # fmt: skip
+    return out
+
+
+def test_a_gemma_student_exports_for_both_engines(gemma_student: Path) -> None:
+    facts = json.loads((gemma_student / "training.json").read_text())
+    assert facts["base"]["gguf"].endswith("gemma-3-270m-q4_k_m.gguf")
+    assert facts["run"]["steps"] == 2 and facts["data"]["train"] + facts["data"]["validation"] >= 4
+    # <bos><start_of_turn>user\nThe capital of France is<end_of_turn>\n<start_of_turn>model\n
+    _assert_same_logits(gemma_student, [2, 105, 2364, 107, 818, 5279, 529, 7001, 563, 106, 107, 105, 4368, 107])
+
+
+def test_a_gemma_student_tags_through_llamacpp_with_the_constraint(gemma_student: Path) -> None:
+    spec = TaggerSpec(
+        taxonomy=OA_TAXONOMY,
+        backend=BackendSpec(model=str(gemma_student)),
+        narrowing=Narrowing(shortlist=0),
+        attributes="model",
+    )
+    tagger = build_tagger(spec)
+    try:
+        product = Product("p1", "Ellie Shoes Women's 8400, Red Patent, 14 M US")
+        record = tagger.tag_batch([product], [tagger.taxonomy.categories["shoes"]])[0]
+    finally:
+        tagger.close()
+    assert isinstance(record, TagRecord), record
+    assert record.provenance.model.startswith("student gemma-student (trained on sha256:")
+    assert record.warnings == []
 
 
 def test_prompt_tokens_are_the_backends(student: Path) -> None:

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from tagger._paths import cache_dir
+from tagger.backends.chat_format import chat_format, gguf_metadata
 from tagger.backends.llamacpp import embedded_model_path
 
 DONE = "tagger-converted.txt"  # written last: a folder without it is an interrupted conversion
@@ -32,9 +33,12 @@ def convert_gguf(gguf: Path, out: Path, dtype: str = "bfloat16") -> Path:
     fresh = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
     fresh.load_state_dict(loaded.state_dict())
     fresh.to(getattr(torch, dtype)).save_pretrained(str(tmp))
+    if not getattr(tokenizer, "chat_template", None):  # a GGUF without one: its family's format, as llama.cpp uses
+        format_ = chat_format(gguf_metadata(gguf))
+        if format_ is None:
+            raise RuntimeError(f"{gguf} carries no chat template; vLLM's chat API needs one")
+        tokenizer.chat_template = format_.template
     tokenizer.save_pretrained(str(tmp))
-    if not getattr(tokenizer, "chat_template", None):
-        raise RuntimeError(f"{gguf} carries no chat template; vLLM's chat API needs one")
     (tmp / DONE).write_text(f"converted from {gguf}\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.replace(out)

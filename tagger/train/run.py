@@ -37,13 +37,14 @@ class Trained:
 def base_models(gguf: Path | None) -> tuple[Path, Path]:
     """The GGUF the student's tokenizer, metadata and export come from, and its HF folder (converted once)."""
     from tagger.backends.convert import convert_gguf, embedded_hf_model
-    from tagger.backends.llamacpp import embedded_model_path
+    from tagger.backends.llamacpp import embedded_model_path, model_file
 
     if gguf is None:
         return embedded_model_path(), embedded_hf_model()
     from tagger._paths import cache_dir
 
-    return gguf, convert_gguf(gguf, cache_dir("models") / (gguf.stem + "-hf"))
+    path = model_file(gguf)  # a file, or a packaged model's name (gemma3-270m)
+    return path, convert_gguf(path, cache_dir("models") / (path.stem + "-hf"))
 
 
 def encode(

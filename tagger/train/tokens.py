@@ -1,8 +1,9 @@
 """Token ids of a training pair exactly as the llama.cpp backend builds them at tagging time.
 
-The prompt is formatted by llama-cpp-python's own chat formatter with the chat template stored in the GGUF, and
-tokenized by llama.cpp's tokenizer with special tokens parsed and no BOS added, as `create_chat_completion` does; the
-answer follows, then the end-of-turn token the model must learn to stop with. The HF folder the student trains in was
+The prompt is formatted by llama-cpp-python's own chat formatter with the chat template stored in the GGUF (or, for a
+GGUF without one, its family's format: tagger.backends.chat_format), and tokenized by llama.cpp's tokenizer with
+special tokens parsed and no BOS added, as `create_chat_completion` does; the answer follows, then the end-of-turn
+token the model must learn to stop with. The HF folder the student trains in was
 converted from the same GGUF, so the ids mean the same tokens there.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tagger.backends.chat_format import chat_format, formatter, vocabulary_only
 from tagger.errors import TaggerError
 from tagger.train.pairs import Pair
 
@@ -29,22 +31,15 @@ class Encoded:
 
 class ChatTokenizer:
     def __init__(self, gguf: Path) -> None:
-        from llama_cpp import Llama
-        from llama_cpp._utils import suppress_stdout_stderr  # llama-cpp-python is pinned: its helper stays
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        with suppress_stdout_stderr(disable=False):
-            self._vocab: Any = Llama(model_path=str(gguf), vocab_only=True, verbose=False)
-        template = self._vocab.metadata.get("tokenizer.chat_template")
-        if not template:
+        self._vocab: Any = vocabulary_only(gguf)
+        format_ = chat_format(self._vocab.metadata)
+        if format_ is None:
             raise TaggerError(f"{gguf} carries no chat template: the student's prompts could not be rendered")
         self.eos_id = int(self._vocab.token_eos())
-        eos = self._vocab._model.token_get_text(self.eos_id)
-        bos = self._vocab._model.token_get_text(int(self._vocab.token_bos()))
-        self._format = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        self._format = formatter(self._vocab, format_)
 
     def prompt_ids(self, pair: Pair) -> list[int]:
-        prompt = self._format(messages=[m.as_dict() for m in pair.messages]).prompt  # type: ignore[misc]
+        prompt = self._format(messages=[m.as_dict() for m in pair.messages]).prompt
         return list(self._vocab.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
 
     def encode(self, pair: Pair) -> Encoded:
