@@ -87,7 +87,9 @@ def test_resume_after_sigkill_finishes_the_same_run(student: Path) -> None:
     assert not (student / "checkpoint").exists()  # the finished run leaves the model files only
 
 
-def test_student_tags_through_llamacpp_with_the_constraint(student: Path) -> None:
+def _assert_tags_under_the_constraint(student: Path) -> None:
+    """The student's folder as `--model`: it tags a shoe through llama.cpp, its provenance names it, and the grammar
+    held (nothing outside the taxonomy had to be dropped)."""
     facts = json.loads((student / "training.json").read_text())
     spec = TaggerSpec(
         taxonomy=OA_TAXONOMY,
@@ -103,11 +105,16 @@ def test_student_tags_through_llamacpp_with_the_constraint(student: Path) -> Non
     finally:
         tagger.close()
     assert isinstance(record, TagRecord), record
-    assert record.provenance.model.startswith(f"student model (trained on sha256:{facts['data']['sha256'][:16]})")
-    assert record.warnings == []  # the grammar held: nothing outside the taxonomy had to be dropped
+    trained_on = f"student {student.name} (trained on sha256:{facts['data']['sha256'][:16]})"
+    assert record.provenance.model.startswith(trained_on)
+    assert record.warnings == []
     for handle, values in record.attributes.items():
         attribute = taxonomy.attributes[handle]
         assert all(v in attribute.values or attribute.extractive for v in values)
+
+
+def test_student_tags_through_llamacpp_with_the_constraint(student: Path) -> None:
+    _assert_tags_under_the_constraint(student)
 
 
 def _assert_same_logits(student: Path, ids: list[int]) -> None:
@@ -153,21 +160,7 @@ def test_a_gemma_student_exports_for_both_engines(gemma_student: Path) -> None:
 
 
 def test_a_gemma_student_tags_through_llamacpp_with_the_constraint(gemma_student: Path) -> None:
-    spec = TaggerSpec(
-        taxonomy=OA_TAXONOMY,
-        backend=BackendSpec(model=str(gemma_student)),
-        narrowing=Narrowing(shortlist=0),
-        attributes="model",
-    )
-    tagger = build_tagger(spec)
-    try:
-        product = Product("p1", "Ellie Shoes Women's 8400, Red Patent, 14 M US")
-        record = tagger.tag_batch([product], [tagger.taxonomy.categories["shoes"]])[0]
-    finally:
-        tagger.close()
-    assert isinstance(record, TagRecord), record
-    assert record.provenance.model.startswith("student gemma-student (trained on sha256:")
-    assert record.warnings == []
+    _assert_tags_under_the_constraint(gemma_student)
 
 
 def test_prompt_tokens_are_the_backends(student: Path) -> None:
