@@ -391,7 +391,8 @@ class Tagger:
             if self.spans is not None:  # the span student decides the extractive attributes it learned
                 attributes = self.taxonomy.attributes_for(item.category.id)
                 candidates = self.spans.decide(item.product, item.category, attributes, candidates)
-            candidates = one_attribute_per_span(candidates)  # what they decided: a span of text, one attribute
+            if self.judge is not None or self.spans is not None:  # what they decided: a span of text, one attribute
+                candidates = one_attribute_per_span(candidates)
             for attribute in self.taxonomy.attributes_for(item.category.id):
                 found = candidates.get(attribute.handle, [])
                 if len({e.value for e in found}) > 1 and not attribute.multi:

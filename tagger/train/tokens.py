@@ -3,8 +3,8 @@
 The prompt is formatted by llama-cpp-python's own chat formatter with the chat template stored in the GGUF (or, for a
 GGUF without one, its family's format: tagger.backends.chat_format), and tokenized by llama.cpp's tokenizer with
 special tokens parsed and no BOS added, as `create_chat_completion` does; the answer follows, then the end-of-turn
-token the model must learn to stop with. The HF folder the student trains in was
-converted from the same GGUF, so the ids mean the same tokens there.
+token the model must learn to stop with. The HF folder the student trains in was converted from the same GGUF, so the
+ids mean the same tokens there.
 """
 
 from __future__ import annotations
