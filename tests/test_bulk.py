@@ -213,26 +213,51 @@ def _ids(path: Path) -> list[str]:
     return [json.loads(line)["id"] for line in path.read_bytes().splitlines()]
 
 
-def test_sigkill_mid_run_then_rerun_gives_every_id_exactly_once(tmp_path: Path) -> None:
-    source = _write_jsonl(tmp_path / "in.jsonl", CATALOG[:14])
-    output = tmp_path / "out.jsonl"
-    command = [*TAGGER, "generate", str(source), "-o", str(output), "--batch-size", "1", "--no-cache", "-q"]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE)
+def _killed_after(command: list[str], rows: list[dict[str, Any]], watched: Path, lines: int) -> None:
+    """Run `command` (source "-") fed `rows` one at a time on its standard input, and SIGKILL it once `watched`
+    holds `lines` lines. The last row is never given, so the kill comes mid-catalog however fast the run tags
+    (the default pipeline decides most sample products without the model, in milliseconds)."""
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_one_thread())
+    assert process.stdin is not None
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and (not output.exists() or len(output.read_bytes().splitlines()) < 3):
-        time.sleep(0.05)
+    fed = 0
+    while time.monotonic() < deadline and len(_lines(watched)) < lines:
+        assert process.poll() is None, "the run ended before it could be killed"
+        if fed < len(rows) - 1:  # one row more each pass until the run has written enough
+            process.stdin.write(json.dumps(rows[fed]).encode() + b"\n")
+            process.stdin.flush()
+            fed += 1
+        time.sleep(0.5)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
+    process.stdin.close()
+
+
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines() if path.exists() else []
+
+
+def _one_thread() -> dict[str, str]:
+    return {**os.environ, "TAGGER_THREADS": "1"}
+
+
+def test_sigkill_mid_run_then_rerun_gives_every_id_exactly_once(tmp_path: Path) -> None:
+    rows = CATALOG[:14]
+    source = _write_jsonl(tmp_path / "in.jsonl", rows)
+    output = tmp_path / "out.jsonl"
+    options = ["-o", str(output), "--batch-size", "1", "--no-cache", "-q"]
+    _killed_after([*TAGGER, "generate", "-", *options], rows, output, 3)
     first = _ids(output)
-    assert 3 <= len(first) < 14
+    assert 3 <= len(first) < len(rows)
     # A half-written line, as a kill in the middle of a write leaves it, must not corrupt the output.
     with output.open("ab") as handle:
         handle.write(b'{"id": "sku-0')
+    command = [*TAGGER, "generate", str(source), *options]
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert rerun.returncode == 0, rerun.stderr
     ids = _ids(output)
-    assert sorted(ids) == sorted(r["id"] for r in CATALOG[:14])
-    assert len(ids) == len(set(ids)) == 14
+    assert sorted(ids) == sorted(r["id"] for r in rows)
+    assert len(ids) == len(set(ids)) == len(rows)
     assert ids[: len(first)] == first
     assert f"{len(first)} done before" in rerun.stderr
     restart = subprocess.run([*command, "--limit", "2", "--restart"], capture_output=True, text=True, check=False)
@@ -240,30 +265,20 @@ def test_sigkill_mid_run_then_rerun_gives_every_id_exactly_once(tmp_path: Path) 
     assert _ids(output) == [r["id"] for r in CATALOG[:2]]
 
 
-def _kill_when(process: subprocess.Popen[bytes], journal: Path, lines: int) -> None:
-    """SIGKILL the run once `lines` records are in its journal: mid-run by rows done, not by a sleep."""
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and (not journal.exists() or len(journal.read_bytes().splitlines()) < lines):
-        assert process.poll() is None, "the run ended before it could be killed: give it more rows"
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-
-
 def test_parquet_output_killed_mid_run_then_rerun_holds_every_id_once(tmp_path: Path) -> None:
-    rows = CATALOG[:4]  # one product a batch: killed after the first is written, three are left
+    rows = CATALOG[:4]  # one product a batch: killed after the first is written, the rest never given
     source = _write_jsonl(tmp_path / "in.jsonl", rows)
     output = tmp_path / "out.parquet"
     journal = tmp_path / "out.parquet.journal.jsonl"
-    command = [*TAGGER, "generate", str(source), "-o", str(output), "--batch-size", "1", "--no-cache", "-q"]
-    env = {**os.environ, "TAGGER_THREADS": "1"}
-    _kill_when(subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env), journal, 1)
+    options = ["-o", str(output), "--batch-size", "1", "--no-cache", "-q"]
+    _killed_after([*TAGGER, "generate", "-", *options], rows, journal, 1)
     first = _ids(journal)
     assert 1 <= len(first) < len(rows)
     assert not output.exists()  # the Parquet file is written from the journal when a run ends, not before
     with journal.open("ab") as handle:  # as a kill in the middle of a write leaves it
         handle.write(b'{"id": "sku-0')
-    rerun = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, env=env)
+    command = [*TAGGER, "generate", str(source), *options]
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, env=_one_thread())
     assert rerun.returncode == 0, rerun.stderr
     assert f"{len(first)} done before" in rerun.stderr
     ids = pq.read_table(output).column("id").to_pylist()

@@ -148,6 +148,12 @@ def _actors() -> list[Any]:
     return found
 
 
+# The Ray engine reads the whole catalog before it generates, so a kill mid-run is timed by the rows' pace. The
+# default pipeline decides most sample products without the model, ~20 ms a row, faster than the 50 ms poll; asking
+# the model for every attribute takes ~1.7 s a row.
+MODEL_EACH_ROW = ["--attributes", "model"]
+
+
 def _wait_for_lines(process: subprocess.Popen[bytes], path: Path, lines: int) -> None:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and (not path.exists() or len(path.read_bytes().splitlines()) < lines):
@@ -167,7 +173,7 @@ def test_an_actor_killed_mid_run_is_restarted_and_every_id_is_written_once(
     source.write_text("".join(json.dumps(row) + "\n" for row in rows))
     output = tmp_path / "out.jsonl"
     command = [*TAGGER, "generate", str(source), "-o", str(output), "--no-cache", "-q", "--batch-size", "1"]
-    command += ["--engine", "ray", "--ray-address", local_ray, "--actors", "2"]
+    command += ["--engine", "ray", "--ray-address", local_ray, "--actors", "2", *MODEL_EACH_ROW]
     log = tmp_path / "stderr.txt"
     with log.open("wb") as stderr:
         process = subprocess.Popen(command, stderr=stderr, env=ray_env)
@@ -192,7 +198,7 @@ def test_the_driver_killed_mid_run_then_rerun_writes_every_id_once_into_parquet(
     output = tmp_path / "out.parquet"
     journal = tmp_path / "out.parquet.journal.jsonl"
     command = [*TAGGER, "generate", str(source), "-o", str(output), "--no-cache", "-q", "--batch-size", "1"]
-    command += ["--engine", "ray", "--ray-address", local_ray, "--actors", "1"]
+    command += ["--engine", "ray", "--ray-address", local_ray, "--actors", "1", *MODEL_EACH_ROW]
     process = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=ray_env)
     _wait_for_lines(process, journal, 1)
     os.kill(process.pid, signal.SIGKILL)
