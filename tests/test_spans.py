@@ -4,13 +4,16 @@ alignment on their own."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 pytest.importorskip("transformers")
@@ -18,7 +21,16 @@ pytest.importorskip("transformers")
 from tagger.build import Narrowing, TaggerSpec, build_tagger
 from tagger.clean import Cleaner
 from tagger.errors import TaggerError
-from tagger.evidence.spans import JOIN, Marked, SpanStudent, best_runs, read_runs, student_text, to_evidence
+from tagger.evidence.spans import (
+    JOIN,
+    Marked,
+    SpanStudent,
+    best_runs,
+    bio_labels,
+    read_runs,
+    student_text,
+    to_evidence,
+)
 from tagger.product import Product
 from tagger.records import TagRecord
 from tagger.retrieval.embeddings import model_folder
@@ -237,6 +249,51 @@ def test_runs_are_read_from_bio_labels() -> None:
         ("flavor", 23, 27),
     ]
     assert runs[0].score == pytest.approx(0.8)
+
+
+def _best_valid_sequence(probabilities: np.ndarray, labels: list[str]) -> list[int]:
+    """By enumeration: the most probable label sequence in which every I- continues its own attribute's run."""
+
+    def valid(sequence: tuple[int, ...]) -> bool:
+        previous = "O"
+        for k in sequence:
+            if labels[k].startswith("I-") and (previous == "O" or previous[2:] != labels[k][2:]):
+                return False
+            previous = labels[k]
+        return True
+
+    sequences = [s for s in itertools.product(range(len(labels)), repeat=len(probabilities)) if valid(s)]
+    return list(max(sequences, key=lambda s: math.prod(float(probabilities[n, k]) for n, k in enumerate(s))))
+
+
+def test_bio_labels_keep_a_value_whole_where_each_words_own_label_breaks_it() -> None:
+    labels = ["O", "B-brand", "I-brand", "B-flavor", "I-flavor"]
+    probabilities = np.array(
+        [
+            [0.05, 0.90, 0.03, 0.01, 0.01],  # Acme
+            [0.45, 0.02, 0.40, 0.03, 0.10],  # Farms: O by a little over I-brand
+            [0.25, 0.05, 0.60, 0.05, 0.05],  # Bakery: I-brand
+            [0.15, 0.05, 0.05, 0.30, 0.45],  # Lime: I-flavor, with no flavor run before it
+        ],
+        dtype=np.float32,
+    )
+    greedy = [labels[int(k)] for k in probabilities.argmax(axis=-1)]
+    # read_runs on these writes brands "Acme" and "Bakery" (an I- after O starts a run) and flavor "Lime"
+    assert greedy == ["B-brand", "O", "I-brand", "I-flavor"]
+    decoded = bio_labels(probabilities, labels)
+    assert decoded == _best_valid_sequence(probabilities, labels)
+    assert [labels[k] for k in decoded] == ["B-brand", "I-brand", "I-brand", "B-flavor"]  # "Acme Farms Bakery"
+    assert bio_labels(probabilities[:0], labels) == []
+
+
+def test_bio_labels_are_the_best_valid_sequence_and_each_words_own_where_that_is_valid() -> None:
+    labels = ["O", "B-brand", "I-brand", "B-flavor", "I-flavor"]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        probabilities = rng.dirichlet(np.ones(len(labels)), size=5).astype(np.float32)
+        assert bio_labels(probabilities, labels) == _best_valid_sequence(probabilities, labels)
+    probabilities[:, [2, 4]] = 0.0  # no I- at all: the words' own labels are a valid sequence, and the best
+    assert bio_labels(probabilities, labels) == [int(k) for k in probabilities.argmax(axis=-1)]
 
 
 def test_best_runs_keep_one_value_of_a_single_valued_attribute() -> None:

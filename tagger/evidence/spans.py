@@ -227,10 +227,43 @@ def word_pieces(encoding: Any) -> list[tuple[int, int, int]]:
 
 
 def _words(encoding: Any, probabilities: Array, labels: Sequence[str]) -> list[tuple[int, int, str, float]]:
-    """Each word of the product's text: its character range and the label of its first piece, with that label's
-    probability."""
-    best = probabilities.argmax(axis=-1)
+    """Each word of the product's text: its character range and the label of its first piece in the most probable
+    BIO sequence (`bio_labels`), with that label's probability."""
+    pieces = word_pieces(encoding)
+    firsts = probabilities[[position for position, _, _ in pieces]]
     return [
-        (start, end, labels[int(best[position])], float(probabilities[position, best[position]]))
-        for position, start, end in word_pieces(encoding)
+        (start, end, labels[label], float(firsts[n, label]))
+        for n, ((_, start, end), label) in enumerate(zip(pieces, bio_labels(firsts, labels), strict=True))
     ]
+
+
+# Below any label's log-probability (they are floored at log 1e-12): a transition or a start BIO forbids.
+_FORBIDDEN = -1e9
+
+
+def bio_labels(probabilities: Array, labels: Sequence[str]) -> list[int]:
+    """Per word (rows of `probabilities`), its label in the most probable label sequence in which every I- label
+    continues a run of its own attribute (Viterbi over the words' log-probabilities). Each word's own most probable
+    label breaks a value where one inner word's I- is a little less probable than O, and starts one at a stray I-;
+    on the held-apart products this decoding wrote fewer wrong values at the same recall (README, "The span
+    student")."""
+    count = len(probabilities)
+    if count == 0:
+        return []
+    logp = np.log(probabilities.astype(np.float64) + 1e-12)
+    inner = np.array([label.startswith("I-") for label in labels])
+    in_run = np.array([label != "O" for label in labels])
+    handles = np.array([label[2:] for label in labels])
+    # allowed[i, j]: label j may follow label i; an I- label only after B- or I- of its own attribute
+    allowed = ~inner[None, :] | (in_run[:, None] & (handles[:, None] == handles[None, :]))
+    step = np.where(allowed, 0.0, _FORBIDDEN)
+    best = np.where(inner, _FORBIDDEN, 0.0) + logp[0]
+    back = np.zeros((count, len(labels)), dtype=np.int64)
+    for word in range(1, count):
+        reach = best[:, None] + step
+        back[word] = reach.argmax(axis=0)
+        best = reach[back[word], np.arange(len(labels))] + logp[word]
+    path = [int(best.argmax())]
+    for word in range(count - 1, 0, -1):
+        path.append(int(back[word, path[-1]]))
+    return path[::-1]

@@ -31,6 +31,7 @@ from tagger.errors import TaggerError
 from tagger.evidence.spans import (
     HEAD_FILE,
     LABELS_FILE,
+    bio_labels,
     category_text,
     label_probabilities,
     most_probable,
@@ -395,8 +396,8 @@ def _runs(
     positions = [i for i, label in enumerate(example.labels) if label != -100]
     gold_words = [(n, n, labels[example.labels[i]], 1.0) for n, i in enumerate(positions)]
     probabilities = label_probabilities(logits[positions].astype(np.float32), allowed)
-    best = probabilities.argmax(axis=-1)
-    words = [(n, n, labels[int(k)], float(probabilities[n, k])) for n, k in enumerate(best)]
+    best = bio_labels(probabilities, labels)
+    words = [(n, n, labels[k], float(probabilities[n, k])) for n, k in enumerate(best)]
     written = most_probable(read_runs(words), example.multi, threshold)
     return {(r.start, r.end, r.attribute) for r in read_runs(gold_words)}, {
         (r.start, r.end, r.attribute) for r in written
