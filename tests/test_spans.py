@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ pytest.importorskip("transformers")
 from tagger.build import Narrowing, TaggerSpec, build_tagger
 from tagger.clean import Cleaner
 from tagger.errors import TaggerError
+from tagger.evals.samples import normalize
 from tagger.evidence.spans import (
     JOIN,
     Marked,
@@ -36,7 +38,7 @@ from tagger.records import TagRecord
 from tagger.retrieval.embeddings import model_folder
 from tagger.taxonomy import Attribute, load_taxonomy
 from tagger.train.pool import read_pool
-from tagger.train.spans import word_labels
+from tagger.train.spans import shuffled_order, word_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 OA_MINE = ROOT / "tests" / "fixtures" / "oa-mine.jsonl"
@@ -371,14 +373,44 @@ def test_the_epoch_with_the_best_held_out_f1_is_kept(tmp_path: Path) -> None:
 
     taxonomy = load_taxonomy(OA_TAXONOMY)
     pool = read_pool(OA_MINE, taxonomy)
-    settings = SpanSettings(epochs=4, learning_rate=1e-3, batch_size=8, validation=0.3, patience=4, members=1)
+    settings = SpanSettings(
+        epochs=4, learning_rate=1e-3, batch_size=8, validation=0.3, patience=4, members=1, min_labels=1
+    )
     report = train_spans(pool.items, taxonomy, tmp_path / "s", settings, model_folder(), pool.sha256)
     assert (report.train, report.validation) == (21, 9)
     (member,) = report.members
     f1s = [epoch["validation_f1"] for epoch in member.history]
     assert len(f1s) == 4 and all(0 <= f1 <= 1 for f1 in f1s)
     assert f1s[member.best_epoch - 1] == max(f1s) > 0  # it learns something in 4 epochs, and keeps the best
-    assert SpanStudent(tmp_path / "s").threshold == 0.5
+    student = SpanStudent(tmp_path / "s")
+    assert student.threshold == 0.5
+    # Its confidence is fitted on the values it writes on the 9 products held out of its training (the first 9 of
+    # the seeded order), scored against their gold; every value it writes carries it.
+    cleaner = Cleaner()
+    points = []
+    for index in shuffled_order(len(pool.items), settings.seed)[:9]:
+        item = pool.items[index]
+        product = cleaner.clean(item.product).product
+        for evidence in student.find(product, item.category, taxonomy.attributes_for(item.category.id)):
+            assert student.calibration is not None and evidence.score is not None
+            assert evidence.confidence == round(student.calibration.probability(evidence.score), 4)
+            gold = {normalize(v) for v in item.attributes.get(evidence.attribute, [])}
+            points.append(normalize(evidence.value) in gold)
+    assert student.calibration is not None and report.calibration_values == student.calibration.n == len(points) > 0
+    assert report.calibration_precision == round(sum(points) / len(points), 4)
+    # Without its calibration it is another student (the records' confidences differ), whose values have none.
+    bare = tmp_path / "bare"
+    shutil.copytree(tmp_path / "s", bare)
+    facts = json.loads((bare / "labels.json").read_text())
+    del facts["calibration"]
+    (bare / "labels.json").write_text(json.dumps(facts))
+    uncalibrated = SpanStudent(bare)
+    assert uncalibrated.calibration is None and uncalibrated.name.split("@")[1] != student.name.split("@")[1]
+    item = pool.items[0]
+    found = uncalibrated.find(
+        cleaner.clean(item.product).product, item.category, taxonomy.attributes_for(item.category.id)
+    )
+    assert found and all(evidence.confidence is None for evidence in found)
 
 
 def test_distill_can_train_a_span_student(tmp_path: Path) -> None:

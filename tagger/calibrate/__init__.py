@@ -62,7 +62,7 @@ class Calibration(BaseModel):
     def apply(self, record: TagRecord) -> None:
         """Sets every confidence of the record (its values' and its category's) from their kinds and scores."""
         for evidence in record.evidence:
-            if evidence.decided != "judge":  # the judge's probability is fitted on this catalog already
+            if not calibrated_by_decider(evidence):
                 evidence.confidence = self.probability(value_kind(evidence), evidence.score)
         category = record.category
         kind = category_kind(category)
@@ -92,6 +92,12 @@ def value_kind(evidence: Evidence) -> str:
         return "text:common"
     fields = {span.field for span in evidence.spans}
     return "text:" + ("title" if "title" in fields else "description" if "description" in fields else "field")
+
+
+def calibrated_by_decider(evidence: Evidence) -> bool:
+    """Whether the value's confidence was fitted on its own catalog by what decided it: the pool's judge (on the
+    pool), a span student with a calibration (on its members' held-out products)."""
+    return evidence.decided == "judge" or (evidence.decided == "student" and evidence.confidence is not None)
 
 
 def category_kind(category: CategoryRef) -> str:

@@ -21,12 +21,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tagger.calibrate import Curve
 from tagger.product import Product
 from tagger.records import Evidence, Span
 from tagger.retrieval.minilm import Array, BertEncoder, read_safetensors
 from tagger.taxonomy import Attribute, Category
 
 LABELS_FILE = "labels.json"
+CALIBRATION_KEY = "calibration"  # in labels.json
 HEAD_FILE = "head.safetensors"
 JOIN = " | "  # between the title and the description in the student's text
 DESCRIPTION_CHARS = 600  # of the description read: values beyond stand in specification tables the title repeats
@@ -93,8 +95,9 @@ def best_runs(runs: Sequence[Marked], attributes: Sequence[Attribute], text: str
     return most_probable(valued, {a.handle for a in attributes if a.multi}, threshold)
 
 
-def to_evidence(run: Marked, product: Product) -> Evidence | None:
-    """The run as evidence on the field it stands in; None for a run across the join of title and description."""
+def to_evidence(run: Marked, product: Product, calibration: Curve | None = None) -> Evidence | None:
+    """The run as evidence on the field it stands in, its confidence from the student's calibration (None without
+    one); None for a run across the join of title and description."""
     title_end = len(product.title)
     if run.end <= title_end:
         field, offset = "title", 0
@@ -112,6 +115,7 @@ def to_evidence(run: Marked, product: Product) -> Evidence | None:
         matched="student",
         decided="student",
         score=round(run.score, 4),
+        confidence=None if calibration is None else round(calibration.probability(run.score), 4),
     )
 
 
@@ -152,6 +156,11 @@ class SpanStudent:
         self.threshold = float(facts["threshold"])
         self.pool_sha256: str = facts.get("pool_sha256", "")
         self.members = [Member.read(folder / name) for name in facts.get("members", ["."])]
+        # Its values' confidence: how often its values were right at each score on the products held out of its
+        # training (tagger.train.spans.calibrate_student); a folder without one leaves its values to the run's
+        # calibration.
+        curve = facts.get(CALIBRATION_KEY)
+        self.calibration = Curve.model_validate(curve) if curve else None
         # The members were trained from one base: one tokenizer reads the text for all of them.
         self.tokenizer = self.members[0].encoder.tokenizer
         self.tokenizer.enable_truncation(int(facts["max_tokens"]), strategy="only_second")
@@ -160,6 +169,8 @@ class SpanStudent:
         heads = hashlib.sha256(f"{self.pool_sha256} {self.min_labels} {self.threshold}".encode())
         for member in self.members:
             heads.update(member.weight.tobytes())
+        if curve:  # another calibration writes other confidences
+            heads.update(json.dumps(curve, sort_keys=True).encode())
         self.name = f"{folder.name}@{heads.hexdigest()[:16]}"
 
     def learned(self, category: Category, attributes: Sequence[Attribute]) -> list[Attribute]:
@@ -180,7 +191,7 @@ class SpanStudent:
         probabilities = np.mean([member.probabilities(encoding, allowed) for member in self.members], axis=0)
         words = _words(encoding, probabilities, self.labels)
         runs = best_runs(read_runs(words), asked, text, self.threshold)
-        found = (to_evidence(run, product) for run in runs)
+        found = (to_evidence(run, product, self.calibration) for run in runs)
         return [evidence for evidence in found if evidence is not None]
 
     def decide(
