@@ -96,7 +96,7 @@ def value_kind(evidence: Evidence) -> str:
 
 def calibrated_by_decider(evidence: Evidence) -> bool:
     """Whether the value's confidence was fitted on its own catalog by what decided it: the pool's judge (on the
-    pool), a span student with a calibration (on its members' held-out products)."""
+    pool), a span student with a calibration (on the pool products held out of its training)."""
     return evidence.decided == "judge" or (evidence.decided == "student" and evidence.confidence is not None)
 
 

@@ -8,9 +8,9 @@ mark what the text does not say. A seeded share of the pool is held out; the wei
 held-out F1 are kept, and training stops after `patience` epochs without improvement.
 
 The student is an ensemble: `members` encoders trained alike with seeds seed, seed+1, ... (each its own order and
-initialisation; one held-out share for all, drawn with `seed`), whose label probabilities tagging averages. The
-ensemble's values on the held-out share fit its confidence (`calibrate_student`). Three members measured 0.019 F1 above
-one on OA-Mine's held-apart products and 0.013 on WDC-PAVE's (README, "The span student")."""
+initialisation; one held-out share for all, drawn with `seed`), whose label probabilities tagging averages. Three
+members measured 0.019 F1 above one on OA-Mine's held-apart products and 0.013 on WDC-PAVE's (README, "The span
+student"). The ensemble's values on the held-out share fit its confidence (`calibrate_student`)."""
 
 from __future__ import annotations
 
