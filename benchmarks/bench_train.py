@@ -129,8 +129,8 @@ def spans(args: argparse.Namespace) -> None:
                "--patience", str(args.patience), "-q"]  # fmt: skip
     seconds, rss, _ = _tagger(*command)
     facts = json.loads((out / "training.json").read_text())
-    keys = ("train", "validation", "skipped", "values_marked", "values_unmarked", "calibration_values")
-    figures = {key: facts[key] for key in (*keys, "calibration_precision")}
+    counts = ("train", "validation", "skipped", "values_marked", "values_unmarked")
+    figures = {key: facts[key] for key in (*counts, "calibration_values", "calibration_precision")}
     # Per member: its seed, its best epoch, the epochs it ran.
     figures["members"] = [(m["seed"], m["best_epoch"], len(m["history"])) for m in facts["members"]]
     figures |= {"training_seconds": facts["seconds"], "wall_seconds": round(seconds, 1), "peak_rss_mib": rss}

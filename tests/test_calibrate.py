@@ -113,7 +113,7 @@ def test_apply_sets_confidences_and_min_confidence_holds_values_back() -> None:
     assert value_kind(judged) == "judge" and judged.confidence == 0.62  # fitted on the catalog's pool: it stands
     student = Evidence(attribute="brand", value="Acme", source="text", spans=[SPAN], decided="student", score=0.9)
     uncalibrated = student.model_copy()
-    student.confidence = 0.81  # a calibrated student's, fitted on its members' held-out products: it stands
+    student.confidence = 0.81  # a calibrated student's, fitted on the pool products held out of it: it stands
     Calibration(kinds={"text:student": Curve(n=50, rate=0.7)}).apply(_record(student, uncalibrated))
     assert (student.confidence, uncalibrated.confidence) == (0.81, 0.7)  # a student without one: the run's
     hold_below(record, 0.5)
