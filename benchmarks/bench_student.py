@@ -24,7 +24,8 @@ The category is the gold one (the eval protocol of attribute extraction); record
 - `base-evidence-extract`, `student-evidence-extract`: the same, and the model copies a span for each attribute no
   candidate was found for (`--extract`).
 - `ARM@MODEL`: the arm with another model: a student's folder under the dataset's results for the student arms
-  (`student-model@student-gemma`), a packaged model's name for the base arms (`base-model-3-examples@gemma3-270m`).
+  (`student-model@student-gemma`), a packaged model's name for the base arms (`base-model-3-examples@gemma3-270m`),
+  another span student's folder for `spans-evidence` (`spans-evidence@spans-all`).
 - `spans-evidence`: the default pipeline with the span student (`bench_train.py spans`) deciding extractive
   attributes where it marks a value.
 - `distilled`: the student `distill` trained on the teacher's labels, `--attributes model`. The teacher on these
@@ -146,7 +147,8 @@ def _arm(arm: str, dataset: str, pool: Any, taxonomy: Any) -> Any:
     student = {"student": str(folder / "student-p1"), "distilled": str(folder / "distilled")}
     kind = "student" if name.startswith("student") else "distilled" if name == "distilled" else None
     model = student[kind] if kind else None
-    if other:
+    spans = folder / (other or "spans") if name.startswith("spans") else None
+    if other and spans is None:
         model = str(folder / other) if kind else other
     backend = BackendSpec(name="llamacpp", model=model)
     evidence = "evidence" in name
@@ -157,7 +159,7 @@ def _arm(arm: str, dataset: str, pool: Any, taxonomy: Any) -> Any:
         narrowing=Narrowing(shortlist=0, example_k=3),
         attributes="evidence" if evidence else "model",
         extract=name.endswith("-extract"),
-        spans=folder / "spans" if name.startswith("spans") else None,
+        spans=spans,
     )
     # The pool feeds the evidence (its dictionary) and, for the examples arms, the prompt's few-shot examples.
     return build_tagger(spec, taxonomy=taxonomy, pool=pool if (evidence or shots) else None)
@@ -202,7 +204,7 @@ def compare(args: argparse.Namespace) -> None:
         kept = {k: round(v, 4) for k, v in run.metrics.items() if isinstance(v, (int, float))}
         kept["products_per_s"] = round(len(labeled) / seconds[name], 4)
         kept["seconds"] = round(seconds[name], 1)
-        figures["arms"][name] = kept
+        figures["arms"][name] = kept | {"per_attribute": _per_attribute(run.samples)}
     if shards > 1:
         return
     if args.limit is None:
@@ -215,6 +217,17 @@ def compare(args: argparse.Namespace) -> None:
         close = getattr(tagger, "close", None)
         if close is not None:
             close()
+
+
+def _per_attribute(samples: Sequence[Any]) -> dict[str, list[float]]:
+    """Per attribute handle: precision, recall, F1 and how many gold values the products have."""
+    from tagger.evals.metrics import attribute_counts, precision_recall
+
+    figures: dict[str, list[float]] = {}
+    for handle, counts in sorted(attribute_counts(samples).items()):
+        gold = counts["VN"] + counts["VC"] + counts["VW"]
+        figures[handle] = [round(x, 4) for x in precision_recall(counts)] + [gold]
+    return figures
 
 
 MODES = {
@@ -275,7 +288,7 @@ def merge(args: argparse.Namespace) -> None:
         kept: dict[str, float | None] = {k: round(v, 4) for k, v in run.metrics.items() if isinstance(v, (int, float))}
         kept["products_per_s"] = round(len(outcome.labeled) / seconds[name], 4) if seconds[name] else None
         kept["seconds"] = round(seconds[name], 1)
-        figures["arms"][name] = kept
+        figures["arms"][name] = kept | {"per_attribute": _per_attribute(run.samples)}
         with (folder / f"records-{name}.jsonl").open("w", encoding="utf-8") as handle:
             handle.writelines(r.model_dump_json() + "\n" for r in records.values())
     _to_cards(args.dataset, figures)
