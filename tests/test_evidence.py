@@ -150,6 +150,13 @@ def test_fluid_ounces_are_ounces() -> None:
     assert values(found(tax, "Bottle 20 fl, oz"), "capacity") == []  # a comma between: no unit
 
 
+def test_values_named_in_fluid_ounces_are_ranges_of_ounces() -> None:
+    tax = taxonomy(closed("capacity", "Up to 16 fl oz", "17-32 fl. oz", "Over 32 FL OZ"))
+    assert values(found(tax, "Bottle 20 oz"), "capacity") == ["17-32 fl. oz"]
+    assert values(found(tax, "Bottle 12 fl oz"), "capacity") == ["Up to 16 fl oz"]
+    assert values(found(tax, "Jug 64 ounces"), "capacity") == ["Over 32 FL OZ"]
+
+
 # --- the pool: its dictionary and rules -----------------------------------------------------------------------------
 
 
