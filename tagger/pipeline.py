@@ -388,12 +388,12 @@ class Tagger:
             candidates = self.evidence.candidates(item.product, item.category)
             if self.judge is not None:  # the pool's judge leaves one value per single-valued attribute: no rivals
                 candidates = self.judge.judge(item.product, item.category, candidates)
+            attributes = self.taxonomy.attributes_for(item.category.id)
             if self.spans is not None:  # the span student decides the extractive attributes it learned
-                attributes = self.taxonomy.attributes_for(item.category.id)
                 candidates = self.spans.decide(item.product, item.category, attributes, candidates)
             if self.judge is not None or self.spans is not None:  # what they decided: a span of text, one attribute
-                candidates = one_attribute_per_span(candidates)
-            for attribute in self.taxonomy.attributes_for(item.category.id):
+                candidates = one_attribute_per_span(candidates, {a.handle for a in attributes if a.extractive})
+            for attribute in attributes:
                 found = candidates.get(attribute.handle, [])
                 if len({e.value for e in found}) > 1 and not attribute.multi:
                     item.choices[attribute.handle] = found

@@ -9,6 +9,7 @@ from tagger.evidence.claims import one_attribute_per_span
 from tagger.records import Evidence, Span
 
 TITLE = "La Plume Women's Paola, Ivory, 36 (5.5-6 Women's B US)"
+EXTRACTIVE = {"brand", "closure", "sport", "color", "model_name", "size"}  # gender and age group are closed
 
 
 def at(
@@ -34,7 +35,7 @@ def test_the_student_s_span_is_not_also_the_judge_s_segment() -> None:
         "sport": [at("sport", "La Plume", "judge", 0.48)],
         "color": [at("color", "Ivory", "student", 0.97)],
     }
-    assert values(one_attribute_per_span(candidates)) == {"brand": ["La Plume"], "color": ["Ivory"]}
+    assert values(one_attribute_per_span(candidates, EXTRACTIVE)) == {"brand": ["La Plume"], "color": ["Ivory"]}
 
 
 def test_between_two_judged_values_the_more_probable_keeps_the_span() -> None:
@@ -43,10 +44,10 @@ def test_between_two_judged_values_the_more_probable_keeps_the_span() -> None:
         "brand": [at("brand", "La Plume", "judge", 0.81)],
         "sport": [at("sport", "La Plume", "judge", 0.48)],
     }
-    assert values(one_attribute_per_span(candidates)) == {"brand": ["La Plume"]}
+    assert values(one_attribute_per_span(candidates, EXTRACTIVE)) == {"brand": ["La Plume"]}
     # A student's claim wins over any judged score.
     candidates["model_name"] = [at("model_name", "La Plume", "student", 0.30)]
-    assert values(one_attribute_per_span(candidates)) == {"model_name": ["La Plume"]}
+    assert values(one_attribute_per_span(candidates, EXTRACTIVE)) == {"model_name": ["La Plume"]}
 
 
 def test_undecided_values_and_other_spans_stand() -> None:
@@ -59,11 +60,24 @@ def test_undecided_values_and_other_spans_stand() -> None:
         "model_name": [at("model_name", "Paola", "judge", 0.7)],
         "size": [at("size", "36", "judge", 0.9), at("size", "5.5-6", "judge", 0.6)],  # one attribute, two spans
     }
-    assert one_attribute_per_span(candidates) == candidates
+    assert one_attribute_per_span(candidates, EXTRACTIVE) == candidates
 
 
 def test_a_value_stated_twice_loses_when_either_of_its_spans_is_claimed() -> None:
     twice = at("sport", "La Plume", "judge", 0.9)
     twice.spans.append(Span(field="description", start=0, end=8, text="La Plume"))
     candidates = {"brand": [at("brand", "La Plume", "student", 0.5)], "sport": [twice]}
-    assert values(one_attribute_per_span(candidates)) == {"brand": ["La Plume"]}
+    assert values(one_attribute_per_span(candidates, EXTRACTIVE)) == {"brand": ["La Plume"]}
+
+
+def test_one_word_may_support_two_closed_values() -> None:
+    # "Women's" is the evidence of a gender and of an age group, both judged: closed values do not claim their
+    # spans (Flipkart's judged values lost recall when they did: README, "The pool's judge").
+    candidates = {
+        "gender": [at("gender", "Women's", "judge", 0.9)],
+        "age_group": [at("age_group", "Women's", "judge", 0.7)],
+        "brand": [at("brand", "La Plume", "judge", 0.8)],
+        "sport": [at("sport", "La Plume", "judge", 0.4)],
+    }
+    kept = values(one_attribute_per_span(candidates, EXTRACTIVE))
+    assert kept == {"gender": ["Women's"], "age_group": ["Women's"], "brand": ["La Plume"]}

@@ -239,3 +239,43 @@ def test_with_a_pool_the_judge_decides_and_the_model_is_not_asked(backend: Llama
     plain = Tagger(tax, recording, evidence=matcher).tag_batch([product], [tax.categories["coffee"]])[0]
     assert isinstance(plain, TagRecord) and "brand" not in plain.attributes
     assert plain.provenance.strategy == "evidence"
+
+
+def test_one_word_is_the_judged_evidence_of_two_closed_values(backend: LlamaCppBackend) -> None:
+    # "Women's" names a gender and, by the taxonomy's aliases, an age group: one span of text, two closed values,
+    # both judged and both kept (the one-span rule is for extractive values, whose text is the value).
+    attributes = [
+        Attribute("gender", "Gender", values=("Female", "Male")),
+        Attribute(
+            "age_group",
+            "Age group",
+            values=("Adults", "Kids"),
+            aliases={"Adults": ("Women's", "Men's"), "Kids": ("Girls'", "Boys'")},
+        ),
+    ]
+    tax = Taxonomy("test", "1", [Category("shoes", "Shoes", attributes=("gender", "age_group"))], attributes)
+    words = {
+        "Women's": ("Female", "Adults"),
+        "Men's": ("Male", "Adults"),
+        "Girls'": ("Female", "Kids"),
+        "Boys'": ("Male", "Kids"),
+    }
+    rng = random.Random(0)
+    pool = []
+    for n in range(80):
+        word = list(words)[n % 4]
+        also = f", fits {list(words)[(n + 1) % 4]} too" if n % 5 == 0 else ""  # a rival: a wrong candidate
+        title = f"Brand{n} {word} {rng.choice(['Sandal', 'Loafer', 'Boot', 'Sneaker', 'Clog'])}{also}"
+        gender, age = words[word]
+        pool.append(
+            PoolItem(Product(f"p{n}", title), tax.categories["shoes"], {"gender": [gender], "age_group": [age]})
+        )
+    matcher = EvidenceMatcher(tax, pool)
+    recording = RecordingBackend(backend)
+    tagger = Tagger(tax, recording, evidence=matcher, judge=PoolJudge.fit(matcher))
+    product = Product("new", "Zephyr Women's, size 8")
+    record = tagger.tag_batch([product], [tax.categories["shoes"]])[0]
+    assert isinstance(record, TagRecord) and recording.requests == []
+    assert record.attributes == {"gender": ["Female"], "age_group": ["Adults"]}
+    spans = {e.attribute: [(s.start, s.end) for s in e.spans] for e in record.evidence if e.decided == "judge"}
+    assert spans == {"gender": [(7, 14)], "age_group": [(7, 14)]}
