@@ -41,7 +41,7 @@ _NUMBER = r"(\d+(?:[.,]\d+)?)"
 _FLUID = r"fl\.?\s*oz"  # "fl oz", "fl. oz", "floz": fluid ounces are ounces, as in a text's amounts
 _RANGE = re.compile(
     rf"^\s*(?:(?P<upto>up to|under|less than|max\.?|maximum|<=?)\s*|(?P<over>over|more than|at least|min\.?|>=?)\s*)?"
-    rf"{_NUMBER}\s*(?:(?:-|\u2013|to)\s*{_NUMBER}\s*)?(?P<plus>\+)?\s*(?P<unit>{_FLUID}|[^\W\d_]+)\.?\s*(?P<plus2>\+)?\s*$",
+    rf"{_NUMBER}\s*(?:(?:-|\u2013|to)\s*{_NUMBER}\s*)?(?P<plus>\+)?\s*(?P<unit>(?P<fluid>{_FLUID})|[^\W\d_]+)\.?\s*(?P<plus2>\+)?\s*$",
     re.IGNORECASE,
 )
 
@@ -67,11 +67,7 @@ def parse_range(name: str) -> Range | None:
     match = _RANGE.match(name)
     if match is None:
         return None
-    unit = (
-        "oz"
-        if re.fullmatch(_FLUID, match.group("unit"), re.IGNORECASE)
-        else UNITS.get(normalize_word(match.group("unit")))
-    )
+    unit = "oz" if match.group("fluid") else UNITS.get(normalize_word(match.group("unit")))
     if unit is None:
         return None
     first = _float(match.group(3))
