@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tagger.backends._llama_log import route_llama_logs
+
 # Gemma's turns: no system role, so the system message opens the first user turn (as Gemma 3's instruct template does).
 GEMMA_TURNS = (
     "{{ bos_token }}"
@@ -54,13 +56,12 @@ def chat_format(metadata: Mapping[str, str]) -> ChatFormat | None:
 
 
 def vocabulary_only(path: Path) -> Any:
-    """A GGUF's tokenizer and metadata, no weights. llama.cpp's C code prints a context warning for a vocabulary-only
-    model even when verbose is off: silenced at the file descriptors."""
+    """A GGUF's tokenizer and metadata, no weights. (llama.cpp warns of a context overflow for a vocabulary-only
+    model: a warning, which tagger's log routing keeps off stderr.)"""
     from llama_cpp import Llama
-    from llama_cpp._utils import suppress_stdout_stderr  # llama-cpp-python is pinned: its helper stays
 
-    with suppress_stdout_stderr(disable=False):
-        return Llama(model_path=str(path), vocab_only=True, verbose=False)
+    route_llama_logs()
+    return Llama(model_path=str(path), vocab_only=True, verbose=False)
 
 
 def gguf_metadata(path: Path) -> dict[str, str]:

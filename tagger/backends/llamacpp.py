@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tagger._threads import threads as compute_threads
+from tagger.backends._llama_log import route_llama_logs
 from tagger.backends.base import (
     Backend,
     BackendOptions,
@@ -191,6 +192,7 @@ class LlamaCppBackend:
         # llama.cpp defaults to half the cores; generation here is ~40% faster on all of them (docs/measured.md).
         # $TAGGER_THREADS caps it where other jobs share the cores: threads beyond the free cores spin at barriers.
         threads = n_threads or compute_threads()
+        route_llama_logs()
         self._llama = Llama(
             model_path=str(path), n_ctx=n_ctx, n_threads=threads, seed=self.decoding.seed, verbose=False
         )
