@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tagger.backends import Completion, Request, llamacpp
-from tagger.pipeline import Tagger, _Pending
+from tagger.pipeline import Tagger
 from tagger.product import product_from_record
-from tagger.records import Usage
 from tagger.taxonomy import load_taxonomy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _requests(tagger: Tagger, rows: list[dict[str, Any]]) -> list[Request]:
     """The attribute-stage requests the pipeline would send, built by its own code (no model call)."""
-    pending = [_Pending(tagger.cleaner.clean(product_from_record(row)).product, Usage(), []) for row in rows]
-    tagger._take_given(pending, [tagger.taxonomy.categories[row["gold"]["category"]] for row in rows])
-    return [request for _, request in tagger._attribute_requests(pending)]
+    products = [product_from_record(row) for row in rows]
+    calls = tagger.first_calls(products, [tagger.taxonomy.categories[row["gold"]["category"]] for row in rows])
+    return [call.request for call in calls if call.request is not None]
 
 
 _INSIDE = {"seconds": 0.0}  # time spent in the recording code itself, in the arm that records

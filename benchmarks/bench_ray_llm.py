@@ -31,10 +31,9 @@ from tagger.backends.base import Request
 from tagger.build import BackendSpec, Narrowing, TaggerSpec, build_tagger
 from tagger.evals.config import default_data_root
 from tagger.io import read_rows
-from tagger.pipeline import Tagger, _Pending
+from tagger.pipeline import Tagger
 from tagger.product import Product
 from tagger.prompt.render import Message
-from tagger.records import Usage
 from tagger.schema.build import OutputSchema
 from tagger.validate import AnswerError, read_category
 
@@ -45,8 +44,8 @@ KV_CACHE_BYTES = 1 << 30
 def category_requests(tagger: Tagger, source: Path, n: int) -> list[Request]:
     """The category-stage requests of the first n products, as a run with this tagger sends them."""
     products = [item for _, item in islice(read_rows(source), n) if isinstance(item, Product)]
-    pending = [_Pending(c.product, Usage(), c.truncated) for c in map(tagger.cleaner.clean, products)]
-    return [request for _, request in tagger._category_requests(pending)]
+    calls = tagger.first_calls(products)
+    return [call.request for call in calls if call.stage == "category" and call.request is not None]
 
 
 class StageActor:

@@ -49,13 +49,25 @@ CATEGORY_MAX_TOKENS = 96  # the longest Shopify path is ~45 tokens, plus the JSO
 ATTRIBUTE_MAX_TOKENS = 384
 
 
+Stage = Literal["category", "attributes"]
+
+
 @dataclass(frozen=True)
 class Rendered:
     """What the pipeline sends first for a product (`Tagger.render`)."""
 
     category: Category | None  # known before any model call (given, or decided by retrieval); None: the model chooses
-    stage: Literal["category", "attributes"]
+    stage: Stage
     messages: list[Message]
+
+
+@dataclass(frozen=True)
+class FirstCall:
+    """The first model call a run makes for a product, built and not sent (`Tagger.first_calls`)."""
+
+    category: Category | None  # known before any model call (given, or decided by retrieval); None: the model chooses
+    stage: Stage
+    request: Request | None  # None: no call at all (a category without attributes, or nothing left to choose)
 
 
 @dataclass
@@ -212,19 +224,33 @@ class Tagger:
         """The first model call for one product, built by the same code as a run's (cleaned first): the category
         stage's messages, or, when the category is given or retrieval decides it, the attribute stage's (none when
         that category has no attributes: then no call at all)."""
-        item = _Pending(self.cleaner.clean(product).product, Usage(), [])
-        requests: list[tuple[_Pending, Request]] = []
-        if category is not None:
-            self._take_given([item], [category])
+        [call] = self.first_calls([product], None if category is None else [category])
+        return Rendered(call.category, call.stage, list(call.request.messages) if call.request else [])
+
+    def first_calls(self, products: Sequence[Product], categories: Sequence[Category] | None = None) -> list[FirstCall]:
+        """Per product, in order, the first model call a run makes for it, built by the run's own code (cleaned
+        first, the same narrowing) and not sent: the category stage's request, or, when the category is given or
+        retrieval decides it, the attribute stage's. Raises PromptError for a product whose prompt cannot be built.
+        What `render` shows, and what benchmarks send to an engine of their own."""
+        pending = [_Pending(self.cleaner.clean(product).product, Usage(), []) for product in products]
+        first: dict[int, tuple[Stage, Request]] = {}
+        if categories is not None:
+            self._take_given(pending, categories)
         else:
-            requests = self._level_requests([item]) if self.tree else self._category_requests([item])
-        stage: Literal["category", "attributes"] = "category"
-        if not requests and item.error is None:
-            stage, requests = "attributes", self._attribute_requests([item])
-        if item.error is not None:
-            raise PromptError(item.error.error.message)
-        messages = list(requests[0][1].messages) if requests else []
-        return Rendered(item.category if stage == "attributes" else None, stage, messages)
+            asked = self._level_requests(pending) if self.tree else self._category_requests(pending)
+            first.update({id(item): ("category", request) for item, request in asked})
+        waiting = [item for item in pending if id(item) not in first and item.error is None]
+        first.update({id(item): ("attributes", request) for item, request in self._attribute_requests(waiting)})
+        calls = []
+        for item in pending:
+            if item.error is not None:
+                raise PromptError(item.error.error.message)
+            if id(item) in first:
+                stage, request = first[id(item)]
+                calls.append(FirstCall(item.category if stage == "attributes" else None, stage, request))
+            else:
+                calls.append(FirstCall(item.category, "attributes", None))
+        return calls
 
     def _choose_categories(self, pending: list[_Pending]) -> None:
         if self.tree:

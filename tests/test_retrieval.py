@@ -212,6 +212,24 @@ def test_render_of_a_category_without_attributes_shows_no_call(backend: Backend,
     assert isinstance(record, TagRecord) and not recording.requests  # and a run makes no call either
 
 
+def test_first_calls_are_the_requests_a_batch_run_sends_first(
+    backend: Backend, shopify: Taxonomy, embedder: Embedder
+) -> None:
+    recording = RecordingBackend(backend)
+    tagger = Tagger(shopify, recording, shortlist=Shortlister(shopify, embedder, k=10))
+    products = [Product("a", "Stainless steel electric kettle 1.7 L"), Product("b", "Men's cotton crew neck T-shirt")]
+    calls = tagger.first_calls(products)
+    tagger.tag_batch(products)
+    assert [(c.stage, c.category) for c in calls] == [("category", None), ("category", None)]
+    assert [c.request for c in calls] == recording.requests[:2]  # the category stage, in the products' order
+    kettles, bare = shopify.find("electric kettles")[0], shopify.categories["gid://shopify/TaxonomyCategory/ae"]
+    recording.requests.clear()
+    given = tagger.first_calls(products, [kettles, bare])
+    tagger.tag_batch(products, [kettles, bare])
+    assert [(c.stage, c.category) for c in given] == [("attributes", kettles), ("attributes", bare)]
+    assert given[0].request == recording.requests[0] and given[1].request is None  # no attribute: no call
+
+
 def test_the_vote_confidence_is_measured_on_the_pool_itself(shopify: Taxonomy, embedder: Embedder) -> None:
     kettles, mugs = shopify.find("electric kettles")[0], shopify.find("mugs")[0]
     items = [PoolItem(Product(f"k{i}", f"Electric kettle model {i}, {1 + i / 10:.1f} L"), kettles) for i in range(12)]
